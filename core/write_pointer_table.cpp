@@ -75,13 +75,10 @@ Result<WritePointerTable> WritePointerTable::load(qcow2::HostFile& file, Layout 
             if (!problems) return s.error();
             problems->push_back(s.error().message);
             // Repair in memory toward the safe side: an invalid WP makes the zone empty.
+            // Not marked dirty: only a repair (write_all) puts it on disk.
             store_wp_entry(layout, p, {g.start(z), g.conventional(z)});
-            t.sector_dirty_[z * 8 / kSector] = true;
-            t.dirty_sectors_.push_back(static_cast<uint32_t>(z * 8 / kSector));
         }
     }
-    std::sort(t.dirty_sectors_.begin(), t.dirty_sectors_.end());
-    t.dirty_sectors_.erase(std::unique(t.dirty_sectors_.begin(), t.dirty_sectors_.end()), t.dirty_sectors_.end());
     return t;
 }
 

@@ -42,8 +42,8 @@ public:
     WritePointerTable(Layout layout, const ZoneGeometry& geometry, uint64_t host_offset);
 
     // Reads and decodes the table. With `problems` non-null, invalid entries
-    // are reported there (one line each) and loaded clamped into range instead
-    // of failing the load.
+    // are reported there (one line each) and loaded as empty zones (in memory
+    // only) instead of failing the load.
     static Result<WritePointerTable> load(qcow2::HostFile& file, Layout layout, const ZoneGeometry& geometry,
                                           uint64_t host_offset, std::vector<std::string>* problems = nullptr);
 

@@ -36,6 +36,9 @@ struct DeviceOpenOptions {
     unsigned commit_seconds = 5;  // 0 disables the background commit thread
     // Warnings (e.g. clamped limits) are appended here, one line each.
     std::vector<std::string>* warnings = nullptr;
+    // For `check`: open even when write-pointer entries are invalid (those
+    // zones load as empty in memory) so check() can report them as corruption.
+    bool tolerate_bad_write_pointers = false;
 };
 
 // Counts of zones per condition and of open/active resources.
