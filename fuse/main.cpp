@@ -1,0 +1,168 @@
+// zqfs IMAGE MOUNTPOINT [-o OPT[,OPT...]] [-f] [-d]
+//
+// Start-up order, and why:
+// 1. Parse the command line and create the FUSE session (validates options)
+//    before forking: errors print once, as one line, from the terminal's
+//    process.
+// 2. Fork (unless -f). The child opens the device (its commit thread must
+//    be born after the fork), mounts, then reports success or failure
+//    through a pipe; the parent exits with that status, so `zqfs` returns
+//    only once the mount is usable.
+// 3. Run the multithreaded loop until unmount or SIGINT/SIGTERM/SIGHUP, then
+//    unmount and close the device, which flushes data, metadata and write
+//    pointers.
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "fuse/mount_options.h"
+#include "fuse/zonefs.h"
+
+namespace {
+
+bool g_use_syslog = false;
+
+// libfuse's messages, in our one-line format (or syslog once daemonized).
+void log_line(enum fuse_log_level level, const char* fmt_str, va_list ap) {
+    char buf[1024];
+    vsnprintf(buf, sizeof buf, fmt_str, ap);
+    std::string line = buf;
+    while (!line.empty() && line.back() == '\n') line.pop_back();
+    if (line.starts_with("fuse: ")) line.erase(0, 6);
+    if (!line.starts_with("zqfs: ")) line = "zqfs: " + line;
+    if (g_use_syslog) syslog(static_cast<int>(level), "%s", line.c_str());
+    else fprintf(stderr, "%s\n", line.c_str());
+}
+
+int fail(const std::string& msg) {
+    fprintf(stderr, "zqfs: %s\n", msg.c_str());
+    return 1;
+}
+
+// Tells the waiting parent how the mount went; no-op in the foreground.
+void report(int fd, bool ok) {
+    if (fd < 0) return;
+    char c = ok ? '0' : '1';
+    if (::write(fd, &c, 1) != 1) {
+        // The parent is gone; nothing to tell.
+    }
+    close(fd);
+}
+
+void detach_stdio() {
+    int null = ::open("/dev/null", O_RDWR);
+    if (null < 0) return;
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+    if (null > 2) close(null);
+    g_use_syslog = true;
+    if (chdir("/") != 0) {
+        // Keeping the old working directory only pins it; not fatal.
+    }
+}
+
+// Runs in the daemon child (or the foreground process).
+int serve(const zqfs::fs::CommandLine& cmd, fuse_session* se, zqfs::fs::ZoneFs& fs, int report_fd) {
+    std::vector<std::string> warnings;
+    zqfs::core::DeviceOpenOptions dopts;
+    dopts.writable = !cmd.options.read_only;
+    dopts.commit_seconds = cmd.options.commit_seconds;
+    dopts.warnings = &warnings;
+    auto dev = zqfs::core::ZonedDevice::open(cmd.image, dopts);
+    for (const auto& w : warnings) fprintf(stderr, "zqfs: warning: %s\n", w.c_str());
+    if (!dev.ok()) {
+        fail(dev.error().message);
+        report(report_fd, false);
+        return 1;
+    }
+    fs.attach(std::move(dev).value(), se);
+
+    char mnt[PATH_MAX];
+    if (!realpath(cmd.mountpoint.c_str(), mnt)) {
+        fail(fmt::format("{}: {}", cmd.mountpoint, strerror(errno)));
+        report(report_fd, false);
+        return 1;
+    }
+    if (fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, mnt) != 0) {
+        // libfuse has printed why.
+        (void)fs.device().close();
+        report(report_fd, false);
+        return 1;
+    }
+    report(report_fd, true);
+    if (report_fd >= 0) detach_stdio();
+
+    fuse_loop_config* cfg = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_clone_fd(cfg, 0);
+    fuse_loop_cfg_set_max_threads(cfg, 16);
+    int rc = fuse_session_loop_mt(se, cfg);
+    fuse_loop_cfg_destroy(cfg);
+
+    fuse_session_unmount(se);
+    fuse_remove_signal_handlers(se);
+    zqfs::Status closed = fs.device().close();
+    if (!closed.ok()) {
+        fuse_log(FUSE_LOG_ERR, "closing %s: %s\n", cmd.image.c_str(), closed.error().message.c_str());
+        rc = 1;
+    }
+    return rc == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    fuse_set_log_func(log_line);
+    auto parsed = zqfs::fs::parse_command_line(argc, argv, getuid(), getgid());
+    if (!parsed.ok()) return fail(parsed.error().message);
+    const zqfs::fs::CommandLine& cmd = *parsed;
+    if (cmd.help) {
+        fputs(zqfs::fs::usage().c_str(), stdout);
+        return 0;
+    }
+    if (cmd.version) {
+        printf("zqfs 0.1.0 (libfuse %s)\n", fuse_pkgversion());
+        return 0;
+    }
+
+    std::vector<char*> fargv;
+    for (const auto& a : cmd.fuse_argv) fargv.push_back(const_cast<char*>(a.c_str()));
+    fuse_args args = FUSE_ARGS_INIT(static_cast<int>(fargv.size()), fargv.data());
+    zqfs::fs::ZoneFs fs(cmd.options);
+    const fuse_lowlevel_ops& ops = zqfs::fs::ZoneFs::operations();
+    fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &fs);
+    if (!se) return 1;  // libfuse has printed why
+
+    int rc;
+    if (cmd.foreground) {
+        rc = serve(cmd, se, fs, -1);
+    } else {
+        int pipefd[2];
+        if (pipe(pipefd) != 0) return fail(fmt::format("pipe: {}", strerror(errno)));
+        pid_t pid = fork();
+        if (pid < 0) return fail(fmt::format("fork: {}", strerror(errno)));
+        if (pid > 0) {
+            close(pipefd[1]);
+            char c = '1';
+            ssize_t n = ::read(pipefd[0], &c, 1);
+            if (n == 1 && c == '0') _exit(0);
+            int status = 0;
+            waitpid(pid, &status, 0);
+            _exit(1);
+        }
+        close(pipefd[0]);
+        setsid();
+        rc = serve(cmd, se, fs, pipefd[1]);
+    }
+    fuse_session_destroy(se);
+    return rc;
+}
