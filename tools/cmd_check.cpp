@@ -128,7 +128,7 @@ int run_check(int argc, char** argv) {
     std::string path = argv[optind];
 
     std::vector<std::string> warnings;
-    auto img = open_image(path, /*writable=*/mode != qcow2::RepairMode::none, &warnings);
+    auto img = open_image(path, /*writable=*/mode != qcow2::RepairMode::none, &warnings, /*for_check=*/true);
     print_warnings(warnings);
     if (!img.ok()) {
         fail(path, img.error());

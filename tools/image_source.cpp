@@ -44,7 +44,8 @@ Status OpenedImage::read(uint64_t offset, std::span<std::byte> buf) {
 
 Status OpenedImage::close() { return zoned ? zoned->close() : plain->close(); }
 
-Result<OpenedImage> open_image(const std::string& path, bool writable, std::vector<std::string>* warnings) {
+Result<OpenedImage> open_image(const std::string& path, bool writable, std::vector<std::string>* warnings,
+                               bool for_check) {
     OpenedImage img;
     ZQ_ASSIGN(img.probe, probe_header(path));
     if (img.probe.zoned) {
@@ -52,6 +53,7 @@ Result<OpenedImage> open_image(const std::string& path, bool writable, std::vect
         opts.writable = writable;
         opts.commit_seconds = 0;  // a command flushes once, at close
         opts.warnings = warnings;
+        opts.tolerate_bad_write_pointers = for_check;
         ZQ_ASSIGN(img.zoned, core::ZonedDevice::open(path, opts));
     } else {
         ZQ_ASSIGN(auto file, qcow2::open_host_file(

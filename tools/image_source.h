@@ -38,6 +38,9 @@ struct OpenedImage {
     Status close();
 };
 
-Result<OpenedImage> open_image(const std::string& path, bool writable, std::vector<std::string>* warnings);
+// `for_check` opens a zoned image even when write-pointer entries are
+// invalid, so check() can report them as corruption.
+Result<OpenedImage> open_image(const std::string& path, bool writable, std::vector<std::string>* warnings,
+                               bool for_check = false);
 
 }  // namespace zqfs::tools
