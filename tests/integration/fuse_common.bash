@@ -1,0 +1,95 @@
+# Helpers for the zqfs mount tests (tests/integration/fuse_*.sh). Source it:
+#   . "$(dirname "$0")/fuse_common.bash"
+# Every mount goes on a directory under a fresh mktemp -d folder and is
+# unmounted at exit, even on failure; the daemon is waited for so the image
+# is flushed and unlocked before anything else looks at it.
+set -euo pipefail
+
+: "${ZQFS_BIN:?ZQFS_BIN must point at build/bin (ctest sets it)}"
+ZQFS="$ZQFS_BIN/zqfs"
+ZQFS_IMG="$ZQFS_BIN/zqfs-img"
+[ -x "$ZQFS" ] || { echo "FAIL: $ZQFS is not built" >&2; exit 1; }
+[ -x "$ZQFS_IMG" ] || { echo "FAIL: $ZQFS_IMG is not built" >&2; exit 1; }
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/zqfs-fuse-test.XXXXXX")
+ZQ_MOUNTS=()
+
+zq_teardown() {
+    local m
+    for m in "${ZQ_MOUNTS[@]+"${ZQ_MOUNTS[@]}"}"; do
+        fusermount3 -u "$m" 2>/dev/null || true
+        zq_wait_daemon "$m"
+    done
+    rm -rf "$TMP"
+}
+trap zq_teardown EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+pass() { echo "ok - $*"; }
+
+# Waits (up to 20 s) for the daemon serving MOUNTPOINT to exit.
+zq_wait_daemon() {
+    local pid i
+    pid=$(pgrep -f -- "zqfs .* $1( |$)" || true)
+    [ -n "$pid" ] || return 0
+    for i in $(seq 200); do
+        kill -0 $pid 2>/dev/null || return 0
+        sleep 0.1
+    done
+    echo "daemon for $1 did not exit" >&2
+    return 1
+}
+
+# new_image NAME OPTS...: creates $TMP/NAME with zqfs-img create -o OPTS.
+new_image() {
+    local name=$1
+    shift
+    local o args=()
+    for o in "$@"; do args+=(-o "$o"); done
+    "$ZQFS_IMG" create -f qcow2 "${args[@]}" "$TMP/$name" >/dev/null
+}
+
+# zq_mount IMAGE MOUNTPOINT [zqfs args...]: mounts (daemonized) and
+# registers the mount for teardown.
+zq_mount() {
+    local img=$1 mnt=$2
+    shift 2
+    mkdir -p "$mnt"
+    ZQ_MOUNTS+=("$mnt")
+    "$ZQFS" "$img" "$mnt" "$@"
+    mountpoint -q "$mnt" || fail "zqfs returned but $mnt is not mounted"
+}
+
+zq_umount() {
+    fusermount3 -u "$1"
+    zq_wait_daemon "$1"
+}
+
+# expect_eq GOT WANT WHAT
+expect_eq() {
+    [ "$1" == "$2" ] || fail "$3: got '$1', expected '$2'"
+}
+
+# expect_fail_with TEXT CMD...: CMD must fail and print TEXT on stderr.
+expect_fail_with() {
+    local text=$1
+    shift
+    if "$@" 2>"$TMP/err" >/dev/null; then fail "expected failure: $*"; fi
+    grep -qF -- "$text" "$TMP/err" || { cat "$TMP/err" >&2; fail "'$*' did not report: $text"; }
+}
+
+# zone_field FILE KEY: one field of the user.zone JSON of FILE.
+zone_field() { getfattr --absolute-names -n user.zone --only-values "$1" | jq -r ".$2"; }
+
+# Copies IMAGE to OUT with incompatible feature bit 5 (zoned) cleared, so
+# qemu-img treats it as a plain qcow2. The feature u64 is big-endian at
+# header offset 72; bit 5 lives in its last byte (offset 79).
+mask_zoned_bit() {
+    cp "$1" "$2"
+    local b
+    b=$(od -A n -t u1 -j 79 -N 1 "$2" | tr -d ' ')
+    printf "$(printf '\\%03o' $((b & ~32)))" | dd of="$2" bs=1 seek=79 conv=notrunc status=none
+}
