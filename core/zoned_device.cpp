@@ -61,6 +61,7 @@ public:
           image_(std::move(image)),
           cfg_(cfg),
           geo_(image_->virtual_size(), cfg),
+          cluster_size_(image_->cluster_size()),
           writable_(opts.writable),
           nr_stripes_(std::max<uint32_t>(1, std::min(cfg.nr_zones, kMaxZoneStripes))),
           zone_locks_(new std::mutex[nr_stripes_]),
@@ -77,7 +78,7 @@ public:
     const ZonedConfig& config() const override { return cfg_; }
     uint64_t virtual_size() const override { return geo_.virtual_size(); }
     uint32_t nr_zones() const override { return cfg_.nr_zones; }
-    uint32_t cluster_size() const override { return image_->cluster_size(); }
+    uint32_t cluster_size() const override { return cluster_size_; }
     bool writable() const override { return writable_; }
 
     ZoneInfo zone(uint32_t index) const override {
@@ -253,6 +254,7 @@ public:
         Status s = flush();
         closed_ = true;
         Status c2 = image_->close();
+        image_.reset();  // releases the host file and its lock
         if (!s) return s;
         return c2;
     }
@@ -267,7 +269,7 @@ public:
         ZQ_TRY(check_open());
         if (writable_) ZQ_TRY(flush());
         std::vector<qcow2::HostRange> owned{
-            {cfg_.zonedmeta_offset, zonedmeta_cluster_bytes(cfg_, image_->cluster_size())}};
+            {cfg_.zonedmeta_offset, zonedmeta_cluster_bytes(cfg_, cluster_size_)}};
         ZQ_ASSIGN(qcow2::CheckReport report, image_->check(mode, owned));
         std::lock_guard p(persist_mu_);
         std::vector<std::string> problems;
@@ -277,7 +279,7 @@ public:
         report.corruptions += problems.size();
         if (!problems.empty() && mode == qcow2::RepairMode::all && writable_) {
             // Invalid entries were loaded as empty zones: write that back.
-            ZQ_TRY(on_disk.write_all(image_->file(), zonedmeta_cluster_bytes(cfg_, image_->cluster_size())));
+            ZQ_TRY(on_disk.write_all(image_->file(), zonedmeta_cluster_bytes(cfg_, cluster_size_)));
             report.corruptions_fixed += problems.size();
             wpt_ = std::move(on_disk);
         }
@@ -365,6 +367,7 @@ private:
     std::unique_ptr<qcow2::Image> image_;
     ZonedConfig cfg_;
     ZoneGeometry geo_;
+    const uint32_t cluster_size_;
     const bool writable_;
     const uint32_t nr_stripes_;
     std::unique_ptr<std::mutex[]> zone_locks_;

@@ -84,7 +84,8 @@ public:
     virtual Status set_zone_condition(uint32_t zone, ZoneCond cond) = 0;
 
     virtual Status flush() = 0;
-    // Flushes, stops the commit thread, releases the image. Idempotent.
+    // Flushes, stops the commit thread, releases the image (and its lock).
+    // Idempotent. No other call may be in flight; later I/O calls fail EBADF.
     virtual Status close() = 0;
 
     virtual nlohmann::json zone_json(uint32_t zone) const = 0;
