@@ -140,10 +140,12 @@ int run_create(int argc, char** argv) {
     if (!spec.ok()) return fail(path, spec.error());
     if (auto s = refuse_if_in_use(path); !s.ok()) return fail(path, s.error());
 
+    // Like qemu-img: the request first, then what came of it.
+    print_formatting(path, *spec, *plain);
+    std::fflush(stdout);
     Status created = *plain ? create_plain(path, *spec) : core::ZonedDevice::create(path, *spec, &warnings);
     print_warnings(warnings);
     if (!created.ok()) return fail(path, created.error());
-    print_formatting(path, *spec, *plain);
     return 0;
 }
 

@@ -84,9 +84,12 @@ std::vector<std::byte> fill_zones(const std::string& path, core::ZonedDevice& de
     write(4, dev.zone(4).start, kCapacity);
     write(6, dev.zone(6).start, 4096);
     REQUIRE(dev.finish_zone(6).ok());
-    write(10, dev.zone(10).start, 8192);
+    // Zone 10 holds data from the loop above; after the reset only what is
+    // written next may be visible.
+    REQUIRE(dev.zone(10).written() > 0);
     REQUIRE(dev.reset_zone(10).ok());
-    std::fill_n(expected.begin() + dev.zone(10).start, 8192, std::byte{0});
+    std::fill_n(expected.begin() + dev.zone(10).start, kCapacity, std::byte{0});
+    write(10, dev.zone(10).start, 1024);
     // The runt last zone, to its (smaller) capacity.
     core::ZoneInfo last = dev.zone(kZones - 1);
     CHECK(last.len == 48 << 10);
