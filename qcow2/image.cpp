@@ -11,8 +11,6 @@
 namespace zqfs::qcow2 {
 namespace {
 
-constexpr size_t kL2CacheBytes = 32u << 20;
-constexpr size_t kRefcountCacheBytes = 8u << 20;
 constexpr uint64_t kBatchClusters = 256;  // clusters mapped per lock acquisition
 constexpr uint64_t kAllAllocated = 0xffffffffull;
 
@@ -36,7 +34,8 @@ void add_segment(std::vector<Segment>& segs, uint64_t host, std::byte* mem, uint
 
 }  // namespace
 
-ImageImpl::ImageImpl(std::unique_ptr<HostFile> file, Header header, bool writable)
+// Four fifths of the metadata cache hold L2 slices, the rest refcount slices.
+ImageImpl::ImageImpl(std::unique_ptr<HostFile> file, Header header, bool writable, size_t cache_bytes)
     : file_(std::move(file)),
       header_(std::move(header)),
       writable_(writable),
@@ -47,8 +46,8 @@ ImageImpl::ImageImpl(std::unique_ptr<HostFile> file, Header header, bool writabl
       l2_entries_(cs_ / l2_entry_size_),
       slice_size_(std::min<uint64_t>(cs_, 4096)),
       clayout_(header_.cluster_bits),
-      l2_cache_(*file_, slice_size_, kL2CacheBytes / slice_size_),
-      rc_cache_(*file_, slice_size_, kRefcountCacheBytes / slice_size_),
+      l2_cache_(*file_, slice_size_, std::max<size_t>(8, cache_bytes / 5 * 4 / slice_size_)),
+      rc_cache_(*file_, slice_size_, std::max<size_t>(8, cache_bytes / 5 / slice_size_)),
       refcounts_(*file_, rc_cache_, header_.cluster_bits, header_.refcount_order) {}
 
 ImageImpl::~ImageImpl() { (void)close(); }

@@ -42,6 +42,8 @@ struct CreateOptions {
     // Extra incompatible bits to set, with their feature-table names.
     uint64_t extra_incompatible_bits = 0;
     std::vector<FeatureName> extra_feature_names;
+    // Bound on cached L2 and refcount slices (dirty ones are flushed when full).
+    size_t metadata_cache_bytes = 40u << 20;
 };
 
 struct OpenOptions {
@@ -51,6 +53,7 @@ struct OpenOptions {
     // Host ranges an upper layer owns, derived from the header extensions;
     // used when refcounts must be rebuilt (dirty bit) so they are kept.
     std::function<Result<std::vector<HostRange>>(const Header&)> owned_ranges;
+    size_t metadata_cache_bytes = 40u << 20;
 };
 
 enum class RepairMode { none, leaks, all };

@@ -31,7 +31,7 @@ namespace zqfs::qcow2 {
 
 class ImageImpl final : public Image {
 public:
-    ImageImpl(std::unique_ptr<HostFile> file, Header header, bool writable);
+    ImageImpl(std::unique_ptr<HostFile> file, Header header, bool writable, size_t cache_bytes);
     ~ImageImpl() override;
 
     const Header& header() const override { return header_; }

@@ -49,7 +49,7 @@ Result<std::unique_ptr<Image>> Image::open(std::unique_ptr<HostFile> file, const
         if (h.nb_snapshots > 0)
             return make_error(ENOTSUP, "{}: images with internal snapshots can only be opened read-only", name);
     }
-    auto img = std::make_unique<ImageImpl>(std::move(file), std::move(h), opts.writable);
+    auto img = std::make_unique<ImageImpl>(std::move(file), std::move(h), opts.writable, opts.metadata_cache_bytes);
     ZQ_TRY(img->load(opts));
     return std::unique_ptr<Image>(std::move(img));
 }
@@ -131,7 +131,7 @@ Result<std::unique_ptr<Image>> Image::create(std::unique_ptr<HostFile> file, con
     h.refcount_table_offset = cs;
     h.refcount_table_clusters = 1;
 
-    auto img = std::make_unique<ImageImpl>(std::move(file), std::move(h), true);
+    auto img = std::make_unique<ImageImpl>(std::move(file), std::move(h), true, opts.metadata_cache_bytes);
     ZQ_TRY(img->init_new());
     return std::unique_ptr<Image>(std::move(img));
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <sys/wait.h>
 #include <filesystem>
 #include <random>
 #include <string>
