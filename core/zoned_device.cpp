@@ -56,7 +56,7 @@ Result<std::vector<qcow2::HostRange>> owned_ranges_of(const qcow2::Header& h) {
 class Device final : public ZonedDevice {
 public:
     Device(std::string path, std::unique_ptr<qcow2::Image> image, ZonedConfig cfg, WritePointerTable wpt,
-           std::vector<std::string> wp_problems, const DeviceOpenOptions& opts)
+           const DeviceOpenOptions& opts)
         : path_(std::move(path)),
           image_(std::move(image)),
           cfg_(cfg),
@@ -66,8 +66,7 @@ public:
           nr_stripes_(std::max<uint32_t>(1, std::min(cfg.nr_zones, kMaxZoneStripes))),
           zone_locks_(new std::mutex[nr_stripes_]),
           state_(geo_, cfg.max_open_zones, cfg.max_active_zones),
-          wpt_(std::move(wpt)),
-          wp_problems_(std::move(wp_problems)) {
+          wpt_(std::move(wpt)) {
         for (uint32_t z = cfg.conventional_zones; z < cfg.nr_zones; ++z) state_.load(z, wpt_.wp(z));
         if (writable_ && opts.commit_seconds > 0)
             commit_thread_ = std::thread([this, s = opts.commit_seconds] { commit_loop(s); });
@@ -332,12 +331,14 @@ private:
 
     // Caller holds persist_mu_.
     Status flush_locked() {
+        // Nothing acknowledged since the last flush: nothing to make durable.
+        // (A write sets dirty_ before it returns to its caller.)
+        if (!dirty_.exchange(false, std::memory_order_acq_rel) && !wpt_.dirty()) return {};
         std::vector<std::pair<uint32_t, uint64_t>> snapshot;
         {
             std::lock_guard g(state_mu_);
             snapshot = state_.take_dirty();
         }
-        dirty_.store(false, std::memory_order_release);
         Status s = image_->flush();
         if (!s) {
             std::lock_guard g(state_mu_);
@@ -375,7 +376,6 @@ private:
     mutable std::mutex state_mu_;
     ZoneState state_;        // guarded by state_mu_
     WritePointerTable wpt_;  // guarded by persist_mu_
-    std::vector<std::string> wp_problems_;
     std::atomic<bool> dirty_{false};
     std::atomic<bool> closed_{false};
     std::mutex close_mu_;
@@ -388,9 +388,14 @@ private:
 }  // namespace
 
 Result<std::unique_ptr<ZonedDevice>> ZonedDevice::open(const std::string& path, const DeviceOpenOptions& opts) {
-    const std::string ctx = path + ": ";
     ZQ_ASSIGN(auto file, qcow2::open_host_file(
                              path, opts.writable ? qcow2::OpenAccess::read_write : qcow2::OpenAccess::read_only));
+    return open(std::move(file), opts);
+}
+
+Result<std::unique_ptr<ZonedDevice>> ZonedDevice::open(std::unique_ptr<qcow2::HostFile> file, const DeviceOpenOptions& opts) {
+    const std::string path = file->name();
+    const std::string ctx = path + ": ";
     qcow2::OpenOptions oo;
     oo.writable = opts.writable;
     oo.accepted_incompatible_bits = kIncompatZoned;
@@ -427,7 +432,7 @@ Result<std::unique_ptr<ZonedDevice>> ZonedDevice::open(const std::string& path, 
     if (opts.warnings)
         for (auto& p : problems) opts.warnings->push_back(ctx + p);
     return std::unique_ptr<ZonedDevice>(
-        new Device(path, std::move(image), d.config, std::move(*wpt), std::move(problems), opts));
+        new Device(path, std::move(image), d.config, std::move(*wpt), opts));
 }
 
 }  // namespace zqfs::core

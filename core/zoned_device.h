@@ -55,6 +55,8 @@ public:
     // Creates a zoned image at `path` atomically (temp file + rename).
     static Status create(const std::string& path, const CreateSpec& spec, std::vector<std::string>* warnings);
     static Result<std::unique_ptr<ZonedDevice>> open(const std::string& path, const DeviceOpenOptions& opts);
+    // Opens over any host file (tests use recording and fault-injecting files).
+    static Result<std::unique_ptr<ZonedDevice>> open(std::unique_ptr<qcow2::HostFile> file, const DeviceOpenOptions& opts);
 
     virtual const ZonedConfig& config() const = 0;
     virtual uint64_t virtual_size() const = 0;
