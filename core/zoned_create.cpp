@@ -49,8 +49,7 @@ Result<ZonedConfig> config_from_spec(const CreateSpec& spec) {
     return c;
 }
 
-Status build_image(const std::string& tmp, const CreateSpec& spec, ZonedConfig cfg) {
-    ZQ_ASSIGN(auto file, qcow2::create_host_file(tmp));
+Status build_image(std::unique_ptr<qcow2::HostFile> file, const CreateSpec& spec, ZonedConfig cfg) {
     qcow2::CreateOptions co;
     co.virtual_size = spec.virtual_size;
     co.cluster_size = spec.cluster_size;
@@ -83,6 +82,18 @@ void sync_parent_dir(const std::string& path) {
 
 }  // namespace
 
+Status ZonedDevice::create_on(std::unique_ptr<qcow2::HostFile> file, const CreateSpec& spec,
+                              std::vector<std::string>* warnings) {
+    const std::string ctx = file->name() + ": ";
+    auto cfg = config_from_spec(spec);
+    if (!cfg) return with_context(cfg.error(), ctx);
+    std::vector<std::string> clamp_warnings;
+    clamp_zone_limits(*cfg, &clamp_warnings);
+    if (warnings)
+        for (auto& w : clamp_warnings) warnings->push_back(ctx + w);
+    return build_image(std::move(file), spec, *cfg);
+}
+
 Status ZonedDevice::create(const std::string& path, const CreateSpec& spec, std::vector<std::string>* warnings) {
     const std::string ctx = path + ": ";
     auto cfg = config_from_spec(spec);
@@ -104,7 +115,9 @@ Status ZonedDevice::create(const std::string& path, const CreateSpec& spec, std:
 
     const std::string tmp = fmt::format("{}.tmp-{}", path, ::getpid());
     ::unlink(tmp.c_str());  // a stale one from a killed create of ours
-    if (auto s = build_image(tmp, spec, *cfg); !s) {
+    auto file = qcow2::create_host_file(tmp);
+    if (!file) return file.error();
+    if (auto s = build_image(std::move(*file), spec, *cfg); !s) {
         ::unlink(tmp.c_str());
         return s;
     }

@@ -55,6 +55,10 @@ public:
     // Creates a zoned image at `path` atomically (temp file + rename).
     static Status create(const std::string& path, const CreateSpec& spec, std::vector<std::string>* warnings);
     static Result<std::unique_ptr<ZonedDevice>> open(const std::string& path, const DeviceOpenOptions& opts);
+    // Creates in place on an empty host file the caller made (no temp file,
+    // no rename), e.g. a recording HostFile in crash tests.
+    static Status create_on(std::unique_ptr<qcow2::HostFile> file, const CreateSpec& spec,
+                            std::vector<std::string>* warnings);
     // Opens over any host file (tests use recording and fault-injecting files).
     static Result<std::unique_ptr<ZonedDevice>> open(std::unique_ptr<qcow2::HostFile> file, const DeviceOpenOptions& opts);
 
