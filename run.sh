@@ -37,12 +37,11 @@ if mountpoint -q "$mountpoint"; then
 fi
 "$bin/zqfs" "$image" "$mountpoint"
 zqfs_log "$image is mounted on $mountpoint"
-cat <<USAGE
-    ls $mountpoint/seq $mountpoint/cnv            one file per zone
-    echo hello >> $mountpoint/seq/0               append to a sequential zone
-    cat $mountpoint/seq/0
-    getfattr -d -m - $mountpoint/seq/0            zone state (user.zone)
-    setfattr -n user.zone.cmd -v reset $mountpoint/seq/0
-    $bin/zqfs-img report $image                 works while mounted
-    fusermount3 -u $mountpoint                    unmount (flushes everything)
-USAGE
+usage() { printf '    %-52s %s\n' "$1" "$2"; }
+usage "ls $mountpoint/cnv $mountpoint/seq" "one file per zone"
+usage "echo hello >> $mountpoint/seq/0" "append to a sequential zone"
+usage "cat $mountpoint/seq/0" "read it back"
+usage "getfattr -d -m - $mountpoint/seq/0" "zone state (user.zone)"
+usage "setfattr -n user.zone.cmd -v reset $mountpoint/seq/0" "reset the zone"
+usage "$bin/zqfs-img report $image" "zone report (works while mounted)"
+usage "fusermount3 -u $mountpoint" "unmount (flushes everything)"
