@@ -147,6 +147,21 @@ expect_eq "raw size" "$(stat -c %s locked.raw)" 805306368
 cmp -n 805306368 locked.raw /dev/zero || fail "finished-but-unwritten zones must read as zeros"
 pass "convert of a zoned image"
 
+# --- qemu-img on a masked copy -------------------------------------------------
+# Zones 1 and 4 are full (finished) now. With bit 5 cleared, qemu 7.2 sees a
+# plain qcow2 image whose only fault is the write-pointer cluster it does
+# not know is in use.
+cp zbc.qcow2 masked.qcow2
+mask_zoned_bit masked.qcow2
+read -r layout meta <<<"$(zoned_meta_location zbc.qcow2)"
+expect_status 3 qemu-img check masked.qcow2
+expect_contains "$TMP/err" "Leaked cluster $((meta / 65536)) refcount=1 reference=0"  # qemu-img prints these on stderr
+expect_contains "$TMP/out" "1 leaked clusters were found on the image."
+grep -q "errors were found" "$TMP/out" && fail "qemu-img finds corruption in a masked zoned image"
+qemu-img convert -O raw masked.qcow2 masked.raw
+cmp masked.raw locked.raw || fail "qemu-img and zqfs-img read the zoned image differently"
+pass "masked copy: qemu-img check leaks only the write-pointer cluster, same raw data"
+
 # --- latest layout, conventional zones, runt zone, clamping -------------------
 expect_status 0 "$ZQFS_IMG" create latest.qcow2 100M -o zone.layout=latest,zone.size=32M \
     -o zone.conventional-zones=1 -o zone.max_open_zones=9
