@@ -102,6 +102,8 @@ Status validate_zoned_config(const ZonedConfig& c, uint64_t virtual_size, uint64
     if (c.nr_zones != want_zones)
         return make_error(EINVAL, "nr_zones {} does not equal ceil(virtual size {} / zone_size {}) = {}", c.nr_zones,
                           virtual_size, c.zone_size, want_zones);
+    if (c.nr_zones > kMaxZones)
+        return make_error(EINVAL, "nr_zones {} is more than the {} zones zqfs supports", c.nr_zones, kMaxZones);
     if (c.conventional_zones >= c.nr_zones)
         return make_error(EINVAL, "conventional_zones {} is not below nr_zones {}", c.conventional_zones,
                           c.nr_zones);

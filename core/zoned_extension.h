@@ -27,6 +27,10 @@ struct DecodedExtension {
 Result<DecodedExtension> decode_zoned_extension(std::span<const std::byte> data);
 std::vector<std::byte> encode_zoned_extension(const ZonedConfig& cfg);
 
+// More zones than this are refused: per-zone memory must stay bounded even
+// for a hostile header (16 Mi zones: a 128 MiB table, ~400 MiB of state).
+inline constexpr uint32_t kMaxZones = 1u << 24;
+
 // Bytes of the write-pointer table (nr_zones * 8) and of the whole clusters holding it.
 inline uint64_t zonedmeta_bytes(const ZonedConfig& cfg) { return uint64_t{cfg.nr_zones} * 8; }
 inline uint64_t zonedmeta_cluster_bytes(const ZonedConfig& cfg, uint64_t cluster_size) {

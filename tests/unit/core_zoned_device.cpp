@@ -643,3 +643,23 @@ TEST_CASE("core: a forced offline zone fails reads with EIO") {
     CHECK(d->read(0, buf).ok());
     CHECK(err(d->append(2, buf)) == EIO);
 }
+
+TEST_CASE("core: a runt last zone is shorter and fills to its own capacity") {
+    TempDir t;
+    CreateSpec s = example_spec();
+    s.virtual_size = 768 * kMiB + 2 * kMiB;
+    s.max_open_zones = 0;
+    s.max_active_zones = 0;
+    REQUIRE(ZonedDevice::create(t.file("a.qcow2"), s, nullptr).ok());
+    auto d = open_dev(t.file("a.qcow2"));
+    REQUIRE(d->nr_zones() == 13);
+    ZoneInfo last = d->zone(12);
+    CHECK(last.len == 2 * kMiB);
+    CHECK(last.capacity == 2 * kMiB);
+    REQUIRE(d->write(12, last.start, std::vector<std::byte>(2 * kMiB, std::byte{7})).ok());
+    CHECK(cond(*d, 12) == ZoneCond::full);
+    REQUIRE(d->close().ok());
+    d = open_dev(t.file("a.qcow2"));
+    CHECK(cond(*d, 12) == ZoneCond::full);
+    CHECK(d->zone(12).wp == last.start + 2 * kMiB);
+}

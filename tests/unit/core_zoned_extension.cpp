@@ -312,3 +312,13 @@ TEST_CASE("core: rule the conventional bit is set exactly for the first conventi
     CHECK(msg(validate_wp_entry(g, 1, {g.start(1), false})).find("conventional bit is clear") != std::string::npos);
     CHECK(msg(validate_wp_entry(g, 2, {g.start(2), true})).find("conventional bit is set") != std::string::npos);
 }
+
+TEST_CASE("core: rule nr_zones must not exceed the supported maximum") {
+    ZonedConfig c = example();
+    c.zone_size = 65536;
+    c.zone_capacity = 65536;
+    c.max_append_bytes = 4096;
+    uint64_t vs = uint64_t{kMaxZones + 1} * 65536;
+    c.nr_zones = kMaxZones + 1;
+    CHECK(msg(validate_zoned_config(c, vs, 65536)).find("zones zqfs supports") != std::string::npos);
+}
