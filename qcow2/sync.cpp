@@ -5,10 +5,10 @@
 //      the refcount drops owed by unmapped clusters. Every L2 entry in the
 //      snapshot points at data whose write completed before the snapshot.
 //   1. Extend the file over all allocated clusters; fdatasync. Data is durable.
-//   2. Write refcount blocks, then the refcount table (a grown table goes to
-//      new clusters); fdatasync. If the table moved, write the header that
-//      points at it; fdatasync. Every cluster an L2 entry will name is now
-//      counted on disk.
+//   2. Write refcount blocks; fdatasync. Then the refcount table (a grown
+//      table goes to new clusters), so no entry names a block not yet on
+//      disk; fdatasync. If the table moved, write the header that points at
+//      it; fdatasync. Every cluster an L2 entry will name is now counted.
 //   3. Write L2 slices; fdatasync. 4. Write L1 slices; fdatasync.
 //   5. Only now, with the unmapping durable, drop the refcounts of freed
 //      clusters (they reach disk with the next flush; until then they are
@@ -92,9 +92,12 @@ Status ImageImpl::flush_locked() {
     // 2. Refcounts, then the table, then the header naming it.
     if (!rc.empty() || table_dirty) {
         if (auto s = write_all(rc); !s) return restore(s.error());
-        if (table_dirty)
-            if (auto s = file_->write_at(table_offset, table); !s) return restore(s.error());
         if (auto s = file_->sync(); !s) return restore(s.error());
+        // A new refcount block must be durable before a table entry names it.
+        if (table_dirty) {
+            if (auto s = file_->write_at(table_offset, table); !s) return restore(s.error());
+            if (auto s = file_->sync(); !s) return restore(s.error());
+        }
         if (table_moved) {
             std::lock_guard lk(meta_);
             header_.refcount_table_offset = table_offset;
