@@ -71,7 +71,8 @@ mount_image() {
     ZQFS_PID=$!
     local i
     for ((i = 0; i < 30000; i++)); do
-        if mountpoint -q "$mnt" && stat "$mnt/seq/0" >/dev/null 2>&1; then break; fi
+        # seq/0 exists only once the file system answers
+        if stat "$mnt/seq/0" >/dev/null 2>&1; then break; fi
         kill -0 "$ZQFS_PID" 2>/dev/null || { cat "$WORK/zqfs.log" >&2; die "zqfs exited before mounting"; }
         sleep 0.001
     done

@@ -10,7 +10,7 @@
 #   truncate(seq/0, 0) (reset; build/bin/zone_op_time, one syscall) and the
 #   image's st_blocks before and after;
 #   fill seq/1 half (128 MiB), time truncate(seq/1, 256 MiB) (finish);
-#   reset seq/1 again through setxattr user.zone.cmd=reset.
+#   fill seq/2 to capacity, time setxattr(seq/2, user.zone.cmd, reset).
 # Baseline: truncate(2) to 0 of a plain 256 MiB file (written and fsynced the
 # same way) in DIR. After unmounting, seq/0 is filled again and
 # `zqfs-img zone reset IMG 0` is timed as a whole command (open, reset,
@@ -53,7 +53,9 @@ for ((i = 0; i < runs; i++)); do
 
     fill "$WORK/mnt/seq/1" 128
     "$OPTIME" truncate "$WORK/mnt/seq/1" $((256 << 20)) | ms >>"$WORK/finish"
-    "$OPTIME" xattr "$WORK/mnt/seq/1" reset | ms >>"$WORK/xreset"
+    truncate -s 0 "$WORK/mnt/seq/1"
+    fill "$WORK/mnt/seq/2" 256
+    "$OPTIME" xattr "$WORK/mnt/seq/2" reset | ms >>"$WORK/xreset"
 
     rm -f "$WORK/plain"
     : >"$WORK/plain"
