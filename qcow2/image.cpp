@@ -421,7 +421,9 @@ Status ImageImpl::flush_if_cache_full() {
     bool full;
     {
         std::lock_guard lk(meta_);
-        full = l2_cache_.trim() | rc_cache_.trim();
+        bool l2_full = l2_cache_.trim();  // trim both caches, then decide
+        bool rc_full = rc_cache_.trim();
+        full = l2_full || rc_full;
     }
     return full ? flush() : Status{};
 }

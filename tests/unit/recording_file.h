@@ -30,6 +30,7 @@ struct HostLog {
 inline void apply_op(std::vector<std::byte>& img, const HostOp& op) {
     switch (op.kind) {
         case HostOp::write:
+            if (op.data.empty()) break;
             if (img.size() < op.offset + op.data.size()) img.resize(op.offset + op.data.size());
             std::memcpy(img.data() + op.offset, op.data.data(), op.data.size());
             break;
@@ -54,6 +55,7 @@ public:
     std::function<int(const HostOp&)> fault;
 
     Status read_at(uint64_t off, std::span<std::byte> buf) override {
+        if (buf.empty()) return {};
         std::lock_guard lk(log_->mutex);
         std::memset(buf.data(), 0, buf.size());
         if (off < data_.size()) std::memcpy(buf.data(), data_.data() + off, std::min<uint64_t>(buf.size(), data_.size() - off));
