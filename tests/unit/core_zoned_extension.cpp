@@ -322,3 +322,29 @@ TEST_CASE("core: rule nr_zones must not exceed the supported maximum") {
     c.nr_zones = kMaxZones + 1;
     CHECK(msg(validate_zoned_config(c, vs, 65536)).find("zones zqfs supports") != std::string::npos);
 }
+
+TEST_CASE("core: random extension bytes are decoded and validated without crashing") {
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    auto next = [&] {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        return x;
+    };
+    for (int i = 0; i < 20000; ++i) {
+        std::vector<std::byte> b(i % 2 ? 56 : 44);
+        for (auto& v : b) v = std::byte(next() & 0xff);
+        b[0] = std::byte{1};
+        if (i % 3 == 0) b[i % 2 ? 4 : 8] = std::byte{0};  // smaller zone sizes more often
+        auto d = decode_zoned_extension(b);
+        REQUIRE(d.ok());
+        uint64_t cluster = 512ull << (next() % 13);
+        uint64_t vsize = next() >> (next() % 64);
+        if (validate_zoned_config(d->config, vsize, cluster).ok()) {
+            ZonedConfig c = d->config;
+            clamp_zone_limits(c, nullptr);
+            CHECK(c.max_open_zones <= c.nr_zones);
+        }
+        (void)validate_zonedmeta_location(*d, cluster, next() >> (next() % 64));
+    }
+}
