@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <climits>
+#include <csignal>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -93,6 +94,10 @@ int serve(const zqfs::fs::CommandLine& cmd, fuse_session* se, zqfs::fs::ZoneFs& 
         report(report_fd, false);
         return 1;
     }
+    // libfuse installs its handlers only over SIG_DFL; a background job of a
+    // non-interactive shell starts with SIGINT ignored, and must still stop
+    // cleanly on it.
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) signal(sig, SIG_DFL);
     if (fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, mnt) != 0) {
         // libfuse has printed why.
         (void)fs.device().close();
@@ -113,9 +118,11 @@ int serve(const zqfs::fs::CommandLine& cmd, fuse_session* se, zqfs::fs::ZoneFs& 
     zqfs::Status closed = fs.device().close();
     if (!closed.ok()) {
         fuse_log(FUSE_LOG_ERR, "closing %s: %s\n", cmd.image.c_str(), closed.error().message.c_str());
-        rc = 1;
+        return 1;
     }
-    return rc == 0 ? 0 : 1;
+    // The loop returns the signal number after SIGINT/SIGTERM/SIGHUP (a
+    // requested, clean stop) and a negative errno on failure.
+    return rc >= 0 ? 0 : 1;
 }
 
 }  // namespace

@@ -420,6 +420,12 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     bool changed = false;
     {
         std::lock_guard lock(st.mu);
+        // An offline zone has neither data nor access (zonefs gives it mode
+        // 0 and size 0; root bypasses modes, so refuse the open itself).
+        if (fs.access_of(*g, st.attrs) == Access::offline) {
+            fuse_reply_err(req, EIO);
+            return;
+        }
         if (writing && (fi->flags & O_TRUNC)) {
             int err = truncate_file(fs, *g, st, 0, changed);
             if (err != 0) {

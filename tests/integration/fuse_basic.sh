@@ -175,5 +175,5 @@ for i in 0 1 2 3 4 5; do
     dd if="$TMP/raw" iflag=skip_bytes,count_bytes skip=$(((i + 2) * ZS)) count="$size" status=none |
         cmp - "$MNT/seq/$i" || fail "raw vs seq/$i"
 done
-expect_fail_with "Read-only file system" sh -c "echo x >> '$MNT/seq/5'"
+expect_fail_with "Read-only file system" bash -c "echo x >> '$MNT/seq/5'"
 pass "qemu-img check clean, convert matches the mount; ro mount refuses writes"

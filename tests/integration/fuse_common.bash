@@ -58,9 +58,16 @@ zq_mount() {
     local img=$1 mnt=$2
     shift 2
     mkdir -p "$mnt"
-    ZQ_MOUNTS+=("$mnt")
+    zq_track "$mnt"
     "$ZQFS" "$img" "$mnt" "$@"
     mountpoint -q "$mnt" || fail "zqfs returned but $mnt is not mounted"
+}
+
+# Registers a mount point for unmounting at exit (once).
+zq_track() {
+    local m
+    for m in "${ZQ_MOUNTS[@]+"${ZQ_MOUNTS[@]}"}"; do [ "$m" != "$1" ] || return 0; done
+    ZQ_MOUNTS+=("$1")
 }
 
 zq_umount() {
