@@ -2,7 +2,7 @@
 # Appends through the mount against appends to a plain file, same run, same
 # host file system.
 #
-#   bench/append.sh [-d DIR] [-s MIB] [-k MIB] [-o MOUNT_OPTS]
+#   bench/append.sh [-d DIR] [-s MIB] [-k MIB] [-r RUNS] [-o MOUNT_OPTS]
 #
 # DIR (default /var/tmp; use /dev/shm to see zqfs's own overhead) holds both
 # the image (8 sequential zones of 256 MiB, 64 KiB clusters) and the plain
@@ -13,15 +13,17 @@
 #   (default 256 = a full zone): MiB/s, target ratio >= 0.8
 #   4 KiB, O_DIRECT and buffered, 1 job: K MiB (default 16): IOPS and clat
 #   p50/p99 in microseconds
-# Zones are reset (truncate -s 0) and plain files recreated between cases.
+# Zones are reset (truncate -s 0) and plain files recreated between runs.
+# Each case runs RUNS times (default 3), zqfs and plain in turn; every
+# figure is the median of its runs.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-dir=/var/tmp mib=256 kmib=16 mopts=
-while getopts d:s:k:o: o; do
+dir=/var/tmp mib=256 kmib=16 mopts= runs=3
+while getopts d:s:k:o:r: o; do
     case $o in
-        d) dir=$OPTARG ;; s) mib=$OPTARG ;; k) kmib=$OPTARG ;; o) mopts=$OPTARG ;;
-        *) die "usage: $0 [-d DIR] [-s MIB] [-k MIB] [-o MOUNT_OPTS]" ;;
+        d) dir=$OPTARG ;; s) mib=$OPTARG ;; k) kmib=$OPTARG ;; o) mopts=$OPTARG ;; r) runs=$OPTARG ;;
+        *) die "usage: $0 [-d DIR] [-s MIB] [-k MIB] [-r RUNS] [-o MOUNT_OPTS]" ;;
     esac
 done
 ((mib <= 256 && kmib <= 256)) || die "-s and -k are at most 256 (one zone)"
@@ -55,25 +57,28 @@ plain_files() {
 }
 reset_zones() { local i; for ((i = 0; i < 8; i++)); do truncate -s 0 "$WORK/mnt/seq/$i"; done; }
 
-# case_pair NAME BS DIRECT JOBS MIB: leaves $WORK/NAME.z.json and NAME.p.json
+# case_pair NAME BS DIRECT JOBS MIB: RUNS rounds, zqfs and plain in turn;
+# leaves $WORK/NAME.z.<round>.json and NAME.p.<round>.json
 case_pair() {
-    local name=$1 bs=$2 direct=$3 jobs=$4 size=$5
-    reset_zones
-    mapfile -t zf < <(zone_files "$jobs")
-    run_fio "$WORK/$name.z.json" "$bs" "$direct" "$size" "${zf[@]}"
-    mapfile -t pf < <(plain_files "$jobs")
-    run_fio "$WORK/$name.p.json" "$bs" "$direct" "$size" "${pf[@]}"
+    local name=$1 bs=$2 direct=$3 jobs=$4 size=$5 i
+    for ((i = 0; i < runs; i++)); do
+        reset_zones
+        mapfile -t zf < <(zone_files "$jobs")
+        run_fio "$WORK/$name.z.$i.json" "$bs" "$direct" "$size" "${zf[@]}"
+        mapfile -t pf < <(plain_files "$jobs")
+        run_fio "$WORK/$name.p.$i.json" "$bs" "$direct" "$size" "${pf[@]}"
+    done
 }
 
-echo "# append: fio psync --file_append=1 --end_fsync=1; 1M cases ${mib} MiB per job, 4K cases ${kmib} MiB"
+echo "# append: fio psync --file_append=1 --end_fsync=1; 1M cases ${mib} MiB per job, 4K cases ${kmib} MiB; median of $runs"
 table_head
 for direct in 1 0; do
     mode=$([ $direct = 1 ] && echo O_DIRECT || echo buffered)
     for jobs in 1 4; do
         n=a1m.$direct.$jobs
         case_pair "$n" 1M "$direct" "$jobs" "$mib"
-        z=$(fio_json "$WORK/$n.z.json" write_mibs)
-        p=$(fio_json "$WORK/$n.p.json" write_mibs)
+        z=$(fio_med "$WORK/$n.z" write_mibs)
+        p=$(fio_med "$WORK/$n.p" write_mibs)
         row "append 1M $mode, $jobs zone(s), MiB/s" "$z" "$p" "$(ratio "$z" "$p")" ">= 0.8"
     done
 done
@@ -81,12 +86,12 @@ for direct in 1 0; do
     mode=$([ $direct = 1 ] && echo O_DIRECT || echo buffered)
     n=a4k.$direct
     case_pair "$n" 4K "$direct" 1 "$kmib"
-    z=$(fio_json "$WORK/$n.z.json" write_iops)
-    p=$(fio_json "$WORK/$n.p.json" write_iops)
+    z=$(fio_med "$WORK/$n.z" write_iops)
+    p=$(fio_med "$WORK/$n.p" write_iops)
     row "append 4K $mode, IOPS" "$z" "$p" "$(ratio "$z" "$p")" "-"
     for q in p50 p99; do
-        z=$(fio_json "$WORK/$n.z.json" write_${q}_us)
-        p=$(fio_json "$WORK/$n.p.json" write_${q}_us)
+        z=$(fio_med "$WORK/$n.z" write_${q}_us)
+        p=$(fio_med "$WORK/$n.p" write_${q}_us)
         row "append 4K $mode, clat $q us" "$z" "$p" "$(ratio "$z" "$p")" "-"
     done
 done

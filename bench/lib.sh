@@ -105,6 +105,12 @@ fio_json() {
     esac
 }
 
+# fio_med PREFIX FIELD: median of fio_json FIELD over PREFIX.*.json (runs)
+fio_med() {
+    local f
+    for f in "$1".*.json; do fio_json "$f" "$2"; done | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
 # the table rows every script prints: name | figure | baseline | ratio | target
 row() { printf '| %s | %s | %s | %s | %s |\n' "$@"; }
 table_head() {

@@ -2,7 +2,7 @@
 # Sequential reads of a full zone through the mount against reads of a plain
 # file holding the same bytes, same run, same host file system.
 #
-#   bench/read.sh [-d DIR] [-k MIB] [-o MOUNT_OPTS]
+#   bench/read.sh [-d DIR] [-k MIB] [-r RUNS] [-o MOUNT_OPTS]
 #
 # DIR (default /var/tmp; /dev/shm shows zqfs's own overhead) holds the image
 # (zones of 256 MiB, 64 KiB clusters) and the plain file. Zone seq/0 is
@@ -12,17 +12,19 @@
 #   1 MiB cached, whole zone: MiB/s, measured on a second pass with
 #     --invalidate=0 so both sides read from warm page caches
 #   4 KiB O_DIRECT and cached, the first K MiB (default 32): IOPS, clat p50/p99
+# Each case runs RUNS times (default 3), zqfs and plain in turn; every
+# figure is the median of its runs.
 # O_DIRECT on the mount bypasses the kernel's FUSE page cache, but zqfs reads
 # the image through the host page cache; on a disk-backed DIR the plain
 # O_DIRECT read goes to the device. Compare tmpfs figures for pure overhead.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-dir=/var/tmp kmib=32 mopts=
-while getopts d:k:o: o; do
+dir=/var/tmp kmib=32 mopts= runs=3
+while getopts d:k:o:r: o; do
     case $o in
-        d) dir=$OPTARG ;; k) kmib=$OPTARG ;; o) mopts=$OPTARG ;;
-        *) die "usage: $0 [-d DIR] [-k MIB] [-o MOUNT_OPTS]" ;;
+        d) dir=$OPTARG ;; k) kmib=$OPTARG ;; o) mopts=$OPTARG ;; r) runs=$OPTARG ;;
+        *) die "usage: $0 [-d DIR] [-k MIB] [-r RUNS] [-o MOUNT_OPTS]" ;;
     esac
 done
 ((kmib <= 256)) || die "-k is at most 256 (one zone)"
@@ -48,41 +50,44 @@ run_fio() {
         --output-format=json --output="$out" "$@" >/dev/null || die "fio failed: $(cat "$out")"
 }
 
-# case_pair NAME BS DIRECT MIB: NAME.z.json / NAME.p.json
+# case_pair NAME BS DIRECT MIB: RUNS rounds, zqfs and plain in turn:
+# NAME.z.<round>.json / NAME.p.<round>.json
 case_pair() {
-    local name=$1 bs=$2 direct=$3 size=$4 f k
+    local name=$1 bs=$2 direct=$3 size=$4 f k i
+    for ((i = 0; i < runs; i++)); do
     for k in z p; do
         f=$zone
         [ $k = p ] && f=$plain
         if [ "$direct" = 1 ]; then
-            run_fio "$WORK/$name.$k.json" "$f" "$bs" 1 "$size"
+            run_fio "$WORK/$name.$k.$i.json" "$f" "$bs" 1 "$size"
         else
-            run_fio "$WORK/$name.$k.json" "$f" "$bs" 0 "$size" --invalidate=0  # warm-up pass
-            run_fio "$WORK/$name.$k.json" "$f" "$bs" 0 "$size" --invalidate=0
+            [ "$i" = 0 ] && run_fio "$WORK/warm.json" "$f" "$bs" 0 "$size" --invalidate=0
+            run_fio "$WORK/$name.$k.$i.json" "$f" "$bs" 0 "$size" --invalidate=0
         fi
+    done
     done
 }
 
-echo "# read: fio psync --rw=read; 1M cases a full 256 MiB zone, 4K cases the first ${kmib} MiB"
+echo "# read: fio psync --rw=read; 1M cases a full 256 MiB zone, 4K cases the first ${kmib} MiB; median of $runs"
 table_head
 for direct in 1 0; do
     mode=$([ $direct = 1 ] && echo O_DIRECT || echo cached)
     n=r1m.$direct
     case_pair "$n" 1M "$direct" 256
-    z=$(fio_json "$WORK/$n.z.json" read_mibs)
-    p=$(fio_json "$WORK/$n.p.json" read_mibs)
+    z=$(fio_med "$WORK/$n.z" read_mibs)
+    p=$(fio_med "$WORK/$n.p" read_mibs)
     row "read 1M $mode, full zone, MiB/s" "$z" "$p" "$(ratio "$z" "$p")" ">= 0.8"
 done
 for direct in 1 0; do
     mode=$([ $direct = 1 ] && echo O_DIRECT || echo cached)
     n=r4k.$direct
     case_pair "$n" 4K "$direct" "$kmib"
-    z=$(fio_json "$WORK/$n.z.json" read_iops)
-    p=$(fio_json "$WORK/$n.p.json" read_iops)
+    z=$(fio_med "$WORK/$n.z" read_iops)
+    p=$(fio_med "$WORK/$n.p" read_iops)
     row "read 4K $mode, IOPS" "$z" "$p" "$(ratio "$z" "$p")" "-"
     for q in p50 p99; do
-        z=$(fio_json "$WORK/$n.z.json" read_${q}_us)
-        p=$(fio_json "$WORK/$n.p.json" read_${q}_us)
+        z=$(fio_med "$WORK/$n.z" read_${q}_us)
+        p=$(fio_med "$WORK/$n.p" read_${q}_us)
         row "read 4K $mode, clat $q us" "$z" "$p" "$(ratio "$z" "$p")" "-"
     done
 done

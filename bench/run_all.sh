@@ -58,6 +58,7 @@ echo "| host fs | benchmark | zqfs | baseline | ratio | target |"
 echo "|---|---|---|---|---|---|"
 for f in "$logs"/*.log; do
     name=$(basename "$f" .log)
+    [ "$name" = mount ] && continue  # its own table, below
     fs=${name#*-}
     [ "$fs" = "$name" ] && fs=disk
     grep '^| ' "$f" | grep -v '^| benchmark\|^| zones' | sed "s/^| /| $fs | /"
