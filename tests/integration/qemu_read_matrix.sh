@@ -40,6 +40,13 @@ for cs in 512 4096 65536 2097152; do
         workload "$img" "$cs" "$size"
         qemu-img check -q "$img" || fail "qemu-img itself finds $img inconsistent"
         expect_same_raw "$img" "cluster_size=$cs refcount_bits=$rb"
+        # Our checker agrees with qemu-img's: the image is clean.
+        expect_status 0 "$ZQFS_IMG" check "$img"
+        expect_status 0 "$ZQFS_IMG" info --output=json "$img"
+        python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))
+assert (j["cluster-size"], j["format-specific"]["data"]["refcount-bits"], j["virtual-size"]) == \
+    (int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])), j' "$TMP/out" "$cs" "$rb" "$size" ||
+            fail "info --output=json of $img"
         pass "cluster_size=$cs refcount_bits=$rb"
     done
 done
@@ -67,6 +74,7 @@ for cs in 4096 65536; do
     qemu-img convert -q -c -f raw -O qcow2 -o "cluster_size=$cs" "$TMP/src.raw" "$TMP/c-$cs.qcow2"
     expect_same_raw "$TMP/c-$cs.qcow2" "convert -c cluster_size=$cs"
     cmp "$TMP/src.raw" "$TMP/zqfs.raw" || fail "compressed cluster_size=$cs: data differs from the source"
+    expect_status 0 "$ZQFS_IMG" check "$TMP/c-$cs.qcow2"
     pass "compressed clusters (convert -c, cluster_size=$cs)"
 done
 
@@ -82,6 +90,9 @@ qio "$img" \
     "write -P 0x24 $((65536 * 5 + 100)) 300" \
     "write -z $((65536 * 7)) 65536"
 expect_same_raw "$img" "extended_l2"
+expect_status 0 "$ZQFS_IMG" check "$img"
+expect_status 0 "$ZQFS_IMG" info "$img"
+expect_contains "$TMP/out" "extended l2: true"
 pass "extended L2 with subcluster writes"
 
 for prealloc in metadata falloc full; do
@@ -89,6 +100,7 @@ for prealloc in metadata falloc full; do
     qemu-img create -q -f qcow2 -o "preallocation=$prealloc" "$img" 4M
     qio "$img" "write -P 0x31 65536 70000" "write -z 1M 65536" "discard 2M 131072"
     expect_same_raw "$img" "preallocation=$prealloc"
+    expect_status 0 "$ZQFS_IMG" check "$img"
     pass "preallocation=$prealloc"
 done
 
@@ -96,6 +108,9 @@ img="$TMP/v2.qcow2"
 qemu-img create -q -f qcow2 -o compat=0.10 "$img" 4M
 qio "$img" "write -P 0x41 0 100000" "write -P 0x42 3M 4096" "write -z 8192 4096"
 expect_same_raw "$img" "compat=0.10"
+expect_status 0 "$ZQFS_IMG" check "$img"
+expect_status 0 "$ZQFS_IMG" info "$img"
+expect_contains "$TMP/out" "compat: 0.10"
 pass "v2 image (compat=0.10)"
 
 # An empty image reads as zeros, and the raw output is sparse.
@@ -105,3 +120,32 @@ expect_same_raw "$img" "empty image"
 blocks=$(stat -c %b "$TMP/zqfs.raw")
 [ "$blocks" -lt 128 ] || fail "raw output of an empty image is not sparse ($blocks blocks)"
 pass "empty image converts to a sparse raw file"
+
+# zqfs-img check agrees with qemu-img check on a leak (exit 3) and on a
+# refcount that is too low (corruption, exit 2), and -r repairs both.
+img="$TMP/leak.qcow2"
+qemu-img create -q -f qcow2 "$img" 16M
+qio "$img" "write -P 0x51 0 200000"
+spare=$((($(stat -c %s "$img") + 65535) / 65536))
+truncate -s $(((spare + 1) * 65536)) "$img"
+set_refcount16 "$img" "$spare" 1
+expect_status 3 qemu-img check "$img"
+expect_status 3 "$ZQFS_IMG" check "$img"
+expect_contains "$TMP/out" "1 leaked clusters were found on the image."
+expect_status 0 "$ZQFS_IMG" check -r leaks "$img"
+expect_status 0 qemu-img check "$img"
+pass "check finds the leak qemu-img finds; -r leaks repairs it"
+
+img="$TMP/corrupt.qcow2"
+qemu-img create -q -f qcow2 "$img" 16M
+qio "$img" "write -P 0x52 0 200000"
+data_offset=$(qemu-img map --output=json "$img" | python3 -c 'import json,sys
+print(next(e["offset"] for e in json.load(sys.stdin) if e["data"]))')
+set_refcount16 "$img" $((data_offset / 65536)) 0
+expect_status 2 qemu-img check "$img"
+expect_status 2 "$ZQFS_IMG" check "$img"
+expect_contains "$TMP/out" "errors were found on the image."
+expect_status 0 "$ZQFS_IMG" check -r all "$img"
+expect_status 0 qemu-img check "$img"
+expect_same_raw "$img" "repaired image"
+pass "check finds the refcount corruption qemu-img finds; -r all repairs it"
