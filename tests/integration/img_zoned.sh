@@ -147,6 +147,12 @@ expect_eq "raw size" "$(stat -c %s locked.raw)" 805306368
 cmp -n 805306368 locked.raw /dev/zero || fail "finished-but-unwritten zones must read as zeros"
 pass "convert of a zoned image"
 
+# --- qemu-img on the zoned image itself ---------------------------------------
+# Bit 5 keeps zone-unaware qemu out, and the feature-name table names it.
+expect_status 1 qemu-img info zbc.qcow2
+expect_contains "$TMP/err" "Unsupported qcow2 feature(s): zoned format"
+pass "qemu-img refuses the unmasked image, naming the zoned format feature"
+
 # --- qemu-img on a masked copy -------------------------------------------------
 # Zones 1 and 4 are full (finished) now. With bit 5 cleared, qemu 7.2 sees a
 # plain qcow2 image whose only fault is the write-pointer cluster it does
