@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 #include "core/zoned_device.h"
@@ -662,4 +663,95 @@ TEST_CASE("core: a runt last zone is shorter and fills to its own capacity") {
     d = open_dev(t.file("a.qcow2"));
     CHECK(cond(*d, 12) == ZoneCond::full);
     CHECK(d->zone(12).wp == last.start + 2 * kMiB);
+}
+
+namespace {
+struct RulePatch {
+    const char* rule;
+    uint64_t offset;  // into the seed extension payload
+    uint64_t value;
+    int width;
+    const char* expect;
+};
+}  // namespace
+
+TEST_CASE("core: open checks every rule of the zoned extension, each with its own message") {
+    const RulePatch patches[] = {
+        {"zoned byte must be 1", 0, 2, 1, "zoned=2"},
+        {"zone_size a power of two", 4, 48 * kMiB, 8, "not a power of two"},
+        {"zone_size a multiple of the cluster size", 4, 32 * 1024, 8, "multiple of the cluster size"},
+        {"zone_capacity positive", 12, 0, 8, "zone_capacity is 0"},
+        {"zone_capacity at most zone_size", 12, 64 * kMiB + 512, 8, "larger than zone_size"},
+        {"zone_capacity a multiple of 512", 12, 64 * kMiB - 100, 8, "not a multiple of 512"},
+        {"conventional_zones below nr_zones", 20, 12, 4, "conventional_zones 12 is not below"},
+        {"nr_zones = ceil(virtual size / zone_size)", 24, 13, 4, "nr_zones 13"},
+        {"max_append_bytes a multiple of 512", 36, 1000, 4, "max_append_bytes 1000"},
+        {"max_append_bytes below capacity", 36, 64 * kMiB, 4, "not below zone_capacity"},
+        {"zonedmeta_size = nr_zones * 8", 40, 8, 8, "zonedmeta_size 8"},
+        {"zonedmeta cluster-aligned", 48, 0x40200, 8, "not aligned"},
+        {"zonedmeta inside the file", 48, 1ull << 40, 8, "outside the file"},
+    };
+    for (const RulePatch& p : patches) {
+        SUBCASE(p.rule) {
+            auto m = open_error_after([&](auto& img, uint64_t ext, uint64_t) {
+                std::vector<std::byte> b(p.width);
+                put_be(b.data(), p.value, p.width);
+                write_raw(img, ext + p.offset, b);
+            });
+            CHECK_MESSAGE(m.find(p.expect) != std::string::npos, m);
+            CHECK(m.find("a.qcow2: ") != std::string::npos);
+            CHECK(m.find('\n') == std::string::npos);
+        }
+    }
+}
+
+TEST_CASE("core: open clamps over-large stored limits with a warning") {
+    TempDir t;
+    const std::string img = t.file("a.qcow2");
+    REQUIRE(ZonedDevice::create(img, example_spec(), nullptr).ok());
+    auto ext = find_zoned_ext(img).first;
+    std::vector<std::byte> b(4);
+    put_be(b.data(), 40, 4);
+    write_raw(img, ext + 28, b);  // max_active_zones 40 > 12 sequential zones
+    DeviceOpenOptions o;
+    o.writable = false;
+    std::vector<std::string> w;
+    o.warnings = &w;
+    auto d = ZonedDevice::open(img, o);
+    REQUIRE(d.ok());
+    CHECK((*d)->config().max_active_zones == 12);
+    REQUIRE(w.size() == 1);
+    CHECK(w[0].find("max_active_zones 40") != std::string::npos);
+}
+
+TEST_CASE("core: create checks every rule, each with its own message, and leaves no file") {
+    struct Case {
+        const char* rule;
+        std::function<void(CreateSpec&)> set;
+        const char* expect;
+    };
+    const Case cases[] = {
+        {"size positive", [](CreateSpec& s) { s.virtual_size = 0; }, "size must be positive"},
+        {"zone_size a power of two", [](CreateSpec& s) { s.zone_size = 48 * kMiB; }, "not a power of two"},
+        {"zone_size a multiple of the cluster size", [](CreateSpec& s) { s.zone_size = 32 * 1024; s.zone_capacity = 32 * 1024; s.max_append_bytes = 4096; },
+         "multiple of the cluster size"},
+        {"zone_capacity positive", [](CreateSpec& s) { s.zone_capacity = 0; }, "zone_capacity is 0"},
+        {"zone_capacity at most zone_size", [](CreateSpec& s) { s.zone_capacity = 128 * kMiB; }, "larger than zone_size"},
+        {"zone_capacity a multiple of 512", [](CreateSpec& s) { s.zone_capacity = 1000 * 1000; }, "not a multiple of 512"},
+        {"conventional_zones below nr_zones", [](CreateSpec& s) { s.conventional_zones = 12; }, "conventional_zones 12"},
+        {"max_append_bytes a multiple of 512", [](CreateSpec& s) { s.max_append_bytes = 1000; }, "max_append_bytes 1000"},
+        {"max_append_bytes below capacity", [](CreateSpec& s) { s.max_append_bytes = 64 * kMiB; }, "not below zone_capacity"},
+        {"cluster_size a power of two", [](CreateSpec& s) { s.cluster_size = 3000; }, "cluster_size 3000"},
+    };
+    for (const Case& c : cases) {
+        SUBCASE(c.rule) {
+            TempDir t;
+            CreateSpec s = example_spec();
+            c.set(s);
+            auto r = ZonedDevice::create(t.file("a.qcow2"), s, nullptr);
+            REQUIRE_FALSE(r.ok());
+            CHECK_MESSAGE(r.error().message.find(c.expect) != std::string::npos, r.error().message);
+            CHECK(std::filesystem::is_empty(t.path));
+        }
+    }
 }
