@@ -108,9 +108,10 @@ Status ZonedDevice::create(const std::string& path, const CreateSpec& spec, std:
     std::unique_ptr<qcow2::HostFile> existing;
     struct stat st;
     if (::stat(path.c_str(), &st) == 0) {
+        // A file we may not write is not ours to replace either (as qemu-img).
         auto r = qcow2::open_host_file(path, qcow2::OpenAccess::read_write);
-        if (!r && r.error().code == EBUSY) return r.error();
-        if (r) existing = std::move(*r);
+        if (!r) return r.error();
+        existing = std::move(*r);
     }
 
     const std::string tmp = fmt::format("{}.tmp-{}", path, ::getpid());

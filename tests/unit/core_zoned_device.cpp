@@ -755,3 +755,21 @@ TEST_CASE("core: create checks every rule, each with its own message, and leaves
         }
     }
 }
+
+TEST_CASE("core: create replaces an existing file that is not in use, as qemu-img does") {
+    TempDir t;
+    const std::string img = t.file("a.qcow2");
+    {
+        std::vector<std::byte> junk(12345, std::byte{0x42});
+        int fd = ::open(img.c_str(), O_CREAT | O_WRONLY, 0644);
+        REQUIRE(fd >= 0);
+        REQUIRE(::write(fd, junk.data(), junk.size()) == static_cast<ssize_t>(junk.size()));
+        ::close(fd);
+    }
+    REQUIRE(ZonedDevice::create(img, example_spec(), nullptr).ok());
+    auto d = open_dev(img);
+    CHECK(d->nr_zones() == 12);
+    std::vector<std::string> left;
+    for (auto& e : std::filesystem::directory_iterator(t.path)) left.push_back(e.path().filename());
+    CHECK(left == std::vector<std::string>{"a.qcow2"});
+}
