@@ -147,7 +147,8 @@ int main(int argc, char** argv) {
     zqfs::fs::ZoneFs fs(cmd.options);
     const fuse_lowlevel_ops& ops = zqfs::fs::ZoneFs::operations();
     fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &fs);
-    if (!se) return 1;  // libfuse has printed why
+    fuse_opt_free_args(&args);  // the session keeps its own copy of what it needs
+    if (!se) return 1;          // libfuse has printed why
 
     int rc;
     if (cmd.foreground) {

@@ -40,5 +40,5 @@ zqfs_build() {
         cat "$dir/configure.log" >&2
         return 1
     }
-    cmake --build "$dir" -j "$jobs"
+    cmake --build "$dir" -j "$jobs" ${ZQFS_BUILD_TARGET:+--target "$ZQFS_BUILD_TARGET"}
 }
