@@ -317,7 +317,7 @@ Status ImageImpl::unmap(uint64_t offset, uint64_t length, bool as_zero) {
         zeros.assign(to - from, std::byte{0});
         return write(from, zeros);
     };
-    if (a >= b) return zero_edge(offset, end);
+    if (a > b) return zero_edge(offset, end);  // inside one cluster
     ZQ_TRY(zero_edge(offset, a));
     ZQ_TRY(zero_edge(b, end));
     const uint64_t head_end = a, tail_start = b;

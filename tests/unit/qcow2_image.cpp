@@ -211,3 +211,82 @@ TEST_CASE("qcow2: parallel writers to different clusters") {
         }
     expect_qemu_agrees(d, path, model);
 }
+
+TEST_CASE("qcow2: writes into images qemu wrote keep them consistent and readable by qemu") {
+    struct Case {
+        const char* create;  // qemu-img create options
+        const char* io;      // qemu-io commands that shape the image
+    };
+    const Case cases[] = {
+        {"extended_l2=on,cluster_size=64k", "-c 'write -P 0x11 4k 2k' -c 'write -z 70k 6k' -c 'write -P 0x12 130k 1k'"},
+        {"cluster_size=4k,refcount_bits=1", "-c 'write -P 0x21 0 10k' -c 'discard 4k 4k' -c 'write -z 20k 8k'"},
+        {"preallocation=metadata,cluster_size=64k", "-c 'write -P 0x31 100k 3k'"},
+        {"preallocation=falloc,cluster_size=4k", "-c 'write -P 0x41 1k 1k'"},
+        {"cluster_size=512,refcount_bits=64", "-c 'write -P 0x51 0 100k' -c 'write -z 1k 2k' -c 'discard 50k 10k'"},
+        {"compressed", ""},  // qemu-img convert -c output
+    };
+    for (const auto& c : cases) {
+        std::string which = c.create;
+        CAPTURE(which);
+        TempDir d;
+        auto path = d.file("q.qcow2");
+        const uint64_t size = 2 << 20;
+        if (std::string(c.create) == "compressed") {
+            auto raw = d.file("src.raw");
+            REQUIRE(run("head -c 2097152 /dev/urandom | base64 | head -c 2097152 > " + raw) == 0);
+            REQUIRE(run("qemu-img convert -q -c -O qcow2 -f raw " + raw + " " + path) == 0);
+        } else {
+            REQUIRE(run(std::string("qemu-img create -q -f qcow2 -o ") + c.create + " " + path + " 2M") == 0);
+            if (*c.io) REQUIRE(run(std::string("qemu-io -f qcow2 ") + c.io + " " + path + " >/dev/null") == 0);
+        }
+        REQUIRE(run("qemu-img convert -O raw " + path + " " + d.file("before.raw")) == 0);
+        std::vector<std::byte> model = read_file(d.file("before.raw"));
+        REQUIRE(model.size() == size);
+        {
+            auto img = open_image(path, true);
+            std::mt19937 rng(99);
+            for (int i = 0; i < 40; ++i) {
+                uint64_t off = rng() % size;
+                uint64_t len = std::min<uint64_t>(size - off, 1 + rng() % 20000);
+                if (rng() % 5 == 0) {
+                    REQUIRE(img->discard(off, len).ok());
+                    std::memset(model.data() + off, 0, len);
+                } else {
+                    auto data = pattern(len, static_cast<uint32_t>(rng()));
+                    REQUIRE(img->write(off, data).ok());
+                    std::memcpy(model.data() + off, data.data(), len);
+                }
+            }
+            std::vector<std::byte> back(size);
+            REQUIRE(img->read(0, back).ok());
+            auto diff = std::mismatch(back.begin(), back.end(), model.begin());
+            CHECK_MESSAGE(diff.first == back.end(), "first difference at byte " << (diff.first - back.begin()));
+            REQUIRE(img->close().ok());
+        }
+        expect_qemu_agrees(d, path, model);
+    }
+}
+
+TEST_CASE("qcow2: discard across one cluster boundary zeroes both partial clusters") {
+    TempDir d;
+    auto path = d.file("b.qcow2");
+    std::vector<std::byte> model(1 << 20);
+    {
+        auto img = make_image(path, 1 << 20, 65536);
+        // Cluster 0 stays unallocated, cluster 1 holds data.
+        auto data = pattern(200000, 5);
+        REQUIRE(img->write(65536, data).ok());
+        std::memcpy(model.data() + 65536, data.data(), data.size());
+        // [60000, 70000): the tail of cluster 0 and the head of cluster 1,
+        // no whole cluster in between.
+        REQUIRE(img->discard(60000, 10000).ok());
+        std::memset(model.data() + 60000, 0, 10000);
+        REQUIRE(img->write_zeroes(130000, 2000).ok());
+        std::memset(model.data() + 130000, 0, 2000);
+        std::vector<std::byte> back(1 << 20);
+        REQUIRE(img->read(0, back).ok());
+        CHECK(back == model);
+        REQUIRE(img->close().ok());
+    }
+    expect_qemu_agrees(d, path, model);
+}
