@@ -19,7 +19,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-dir=/var/tmp mib=256 kmib=16 mopts= runs=3
+dir=/var/tmp mib=256 kmib=16 mopts='' runs=3
 while getopts d:s:k:o:r: o; do
     case $o in
         d) dir=$OPTARG ;; s) mib=$OPTARG ;; k) kmib=$OPTARG ;; o) mopts=$OPTARG ;; r) runs=$OPTARG ;;

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the bench/*.sh scripts (sourced, not run).
 #
 # Every script: builds nothing itself (ZQFS_BIN points at the binaries,
@@ -20,14 +21,16 @@ need() {
                 local pkg=$t
                 [ "$t" = qemu-img ] && pkg=qemu-utils
                 echo "${0##*/}: installing $pkg" >&2
-                { [ "$(id -u)" = 0 ] && apt-get install -y -q "$pkg" >/dev/null 2>&1; } ||
-                    { sudo -n apt-get install -y -q "$pkg" >/dev/null 2>&1; } ||
+                local sudo=
+                [ "$(id -u)" = 0 ] || sudo="sudo -n"
+                $sudo apt-get install -y -q "$pkg" >/dev/null 2>&1 ||
+                    { $sudo apt-get update -q >/dev/null 2>&1 && $sudo apt-get install -y -q "$pkg" >/dev/null 2>&1; } ||
                     die "$t is missing (apt-get install $pkg)"
                 ;;
             *) die "$t is missing" ;;
         esac
     done
-    [ -x "$ZQFS" ] && [ -x "$ZQFS_IMG" ] || die "no zqfs binaries in $ZQFS_BIN (build first, or set ZQFS_BIN)"
+    if [ ! -x "$ZQFS" ] || [ ! -x "$ZQFS_IMG" ]; then die "no zqfs binaries in $ZQFS_BIN (build first, or set ZQFS_BIN)"; fi
 }
 
 # machine line printed by every script, so results carry their context
@@ -40,7 +43,6 @@ machine_line() {
 
 # WORK: a fresh directory under $1 (default /var/tmp), removed on exit.
 MOUNTS=()
-DAEMONS=()
 cleanup() {
     local m
     for m in "${MOUNTS[@]}"; do
@@ -77,7 +79,7 @@ mount_image() {
         sleep 0.001
     done
     t1=$(date +%s.%N)
-    MOUNT_SECONDS=$(echo "$t1 - $t0" | bc -l 2>/dev/null || python3 -c "print($t1-$t0)")
+    MOUNT_SECONDS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f\n", b - a }')
 }
 
 unmount_image() {

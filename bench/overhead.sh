@@ -26,13 +26,13 @@ make_work "$dir"
 machine_line "$WORK"
 
 img=$WORK/z.qcow2
-"$ZQFS_IMG" create -f qcow2 "$img" -o size=$((zones * zmib))M,zone.size=${zmib}M,cluster_size=64K >/dev/null
+"$ZQFS_IMG" create -f qcow2 "$img" -o "size=$((zones * zmib))M,zone.size=${zmib}M,cluster_size=64K" >/dev/null
 empty_alloc=$(($(stat -c %b "$img") * 512))
 empty_size=$(stat -c %s "$img")
 
 mount_image "$img" "$WORK/mnt"
 for ((i = 0; i < zones; i++)); do
-    fio --name=fill --filename="$WORK/mnt/seq/$i" --rw=write --ioengine=psync --bs=1M --size=${zmib}M \
+    fio --name=fill --filename="$WORK/mnt/seq/$i" --rw=write --ioengine=psync --bs=1M --size="${zmib}M" \
         --file_append=1 --end_fsync=1 --output=/dev/null >/dev/null || die "cannot fill seq/$i"
 done
 unmount_image "$WORK/mnt"

@@ -20,7 +20,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-dir=/var/tmp kmib=32 mopts= runs=3
+dir=/var/tmp kmib=32 mopts='' runs=3
 while getopts d:k:o:r: o; do
     case $o in
         d) dir=$OPTARG ;; k) kmib=$OPTARG ;; o) mopts=$OPTARG ;; r) runs=$OPTARG ;;

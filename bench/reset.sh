@@ -67,7 +67,7 @@ unmount_image "$WORK/mnt"
 
 b0=$(blocks "$img")
 t0=$(date +%s%N)
-"$ZQFS_IMG" zone reset "$img" 0
+"$ZQFS_IMG" zone reset "$img" 0 >/dev/null
 t1=$(date +%s%N)
 b1=$(blocks "$img")
 offline_ms=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) / 1e6 }')

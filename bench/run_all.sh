@@ -30,10 +30,10 @@ fi
 
 failed=0
 run() { # NAME SCRIPT ARGS...
-    local name=$1
-    shift
-    echo "## $name: bench/$*" | tee "$logs/$name.log"
-    if ! "$BENCH_DIR/$@" 2>&1 | tee -a "$logs/$name.log"; then
+    local name=$1 script=$2
+    shift 2
+    echo "## $name: bench/$script $*" | tee "$logs/$name.log"
+    if ! "$BENCH_DIR/$script" "$@" 2>&1 | tee -a "$logs/$name.log"; then
         echo "## $name FAILED" | tee -a "$logs/$name.log"
         failed=1
     fi
