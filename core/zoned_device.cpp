@@ -419,6 +419,16 @@ Result<std::unique_ptr<ZonedDevice>> ZonedDevice::open(std::unique_ptr<qcow2::Ho
     if (!file_size) return file_size.error();
     if (auto s = validate_zonedmeta_location(d, image->cluster_size(), *file_size); !s)
         return with_context(s.error(), ctx);
+    // Writing WPs must never land on the engine's own tables.
+    {
+        uint64_t a = d.config.zonedmeta_offset, a_end = a + zonedmeta_cluster_bytes(d.config, h.cluster_size());
+        auto overlaps = [&](uint64_t off, uint64_t len) { return len != 0 && off < a_end && a < off + len; };
+        if (overlaps(h.l1_table_offset, uint64_t{h.l1_size} * 8))
+            return make_error(EINVAL, "{}zonedmeta at {} overlaps the L1 table at {}", ctx, a, h.l1_table_offset);
+        if (overlaps(h.refcount_table_offset, uint64_t{h.refcount_table_clusters} * h.cluster_size()))
+            return make_error(EINVAL, "{}zonedmeta at {} overlaps the refcount table at {}", ctx, a,
+                              h.refcount_table_offset);
+    }
     std::vector<std::string> clamp_warnings;
     clamp_zone_limits(d.config, &clamp_warnings);
     if (opts.warnings)
