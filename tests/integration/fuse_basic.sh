@@ -109,13 +109,13 @@ pass "statfs figures"
 getfattr --absolute-names -d -m - "$MNT/seq/2" > "$TMP/attrs"
 grep -q '^user.zone=' "$TMP/attrs" && grep -q '^user.zone.cmd=' "$TMP/attrs" || fail "getfattr --absolute-names -d -m - lists user.zone and user.zone.cmd"
 j=$(getfattr --absolute-names -n user.zone --only-values "$MNT/seq/2")
-expect_eq "$(jq -c '[.zone,.type,.cond,.cond_code,.start,.len,.capacity,.wp,.size]' <<<"$j")" \
-    "[4,\"seq\",\"open-implicit\",2,$((4 * ZS)),$ZS,$ZS,$((4 * ZS + MiB)),$MiB]" "user.zone JSON"
+expect_eq "$(json_get zone type cond cond_code start len capacity wp size <<<"$j")" \
+    "4 seq open-implicit 2 $((4 * ZS)) $ZS $ZS $((4 * ZS + MiB)) $MiB" "user.zone JSON"
 expect_eq "$(zone_field "$MNT/cnv/1" type)" "cnv" "conventional zone type"
 z=$(getfattr --absolute-names -n user.zqfs --only-values "$MNT")
-expect_eq "$(jq -c '[.nr_zones,.conventional_zones,.zone_size,.max_open_zones,.mount.perm,.mount.errors]' <<<"$z")" \
-    "[8,2,$ZS,3,\"0640\",\"remount-ro\"]" "user.zqfs JSON"
-jq -e '.host_bytes_used > 0' <<<"$z" >/dev/null || fail "user.zqfs host_bytes_used"
+expect_eq "$(json_get nr_zones conventional_zones zone_size max_open_zones mount.perm mount.errors <<<"$z")" \
+    "8 2 $ZS 3 0640 remount-ro" "user.zqfs JSON"
+[ "$(json_get host_bytes_used <<<"$z")" -gt 0 ] || fail "user.zqfs host_bytes_used"
 setfattr -n user.zone.cmd -v finish "$MNT/seq/2"
 expect_eq "$(zone_field "$MNT/seq/2" cond)" "full" "user.zone.cmd finish"
 setfattr -n user.zone.cmd -v reset "$MNT/seq/2"

@@ -88,8 +88,25 @@ expect_fail_with() {
     grep -qF -- "$text" "$TMP/err" || { cat "$TMP/err" >&2; fail "'$*' did not report: $text"; }
 }
 
+# json_get PATH...: reads JSON on stdin, prints the values at the dotted
+# PATHs (strings raw, the rest as JSON), space-separated.
+json_get() {
+    python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+out = []
+for path in sys.argv[1:]:
+    v = d
+    for k in path.split("."):
+        v = v[k]
+    out.append(v if isinstance(v, str) else json.dumps(v))
+print(" ".join(out))' "$@"
+}
+
 # zone_field FILE KEY: one field of the user.zone JSON of FILE.
-zone_field() { getfattr --absolute-names -n user.zone --only-values "$1" | jq -r ".$2"; }
+zone_field() { getfattr --absolute-names -n user.zone --only-values "$1" | json_get "$2"; }
+# zqfs_field MOUNTPOINT KEY: one field of the root's user.zqfs JSON.
+zqfs_field() { getfattr --absolute-names -n user.zqfs --only-values "$1" | json_get "$2"; }
 
 # Copies IMAGE to OUT with incompatible feature bit 5 (zoned) cleared, so
 # qemu-img treats it as a plain qcow2. The feature u64 is big-endian at

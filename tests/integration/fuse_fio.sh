@@ -14,6 +14,7 @@ zq_mount "$TMP/img.qcow2" "$MNT"
 export ZQFS_MNT=$MNT ZQFS_APPEND_SIZE=6M ZQFS_CNV_SIZE=16M
 EX=$ZQFS_SRC/examples/fio
 
+cd "$TMP"  # fio drops state files in the working directory
 run_fio() {
     fio --output="$TMP/fio.out" "$@" || { cat "$TMP/fio.out" >&2; fail "fio $*"; }
     ! grep -qE "err= *[1-9]" "$TMP/fio.out" || { cat "$TMP/fio.out" >&2; fail "fio reported errors: $*"; }

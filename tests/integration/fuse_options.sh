@@ -30,7 +30,7 @@ expect_fail_with "Device or resource busy" bash -c "exec 5>>'$MNT/seq/3'"
 cat "$MNT/seq/3" > /dev/null  # read-only opens are not limited
 exec 6>>"$MNT/seq/1"         # a second open of the same file is not a new zone
 exec 6>&-
-expect_eq "$(getfattr --absolute-names -n user.zqfs --only-values "$MNT" | jq .nr_wro_seq_files)" 2 "nr_wro_seq_files"
+expect_eq "$(zqfs_field "$MNT" nr_wro_seq_files)" 2 "nr_wro_seq_files"
 echo data >&3
 exec 3>&-
 exec 4>&-
@@ -45,7 +45,7 @@ pass "explicit-open and EBUSY past max_open"
 zq_mount "$TMP/img.qcow2" "$MNT" -o aggr_cnv
 expect_eq "$(ls "$MNT/cnv" | tr '\n' ' ')" "0 " "aggr_cnv listing"
 expect_eq "$(stat -c '%s %i' "$MNT/cnv/0")" "$((3 * ZS)) 0" "aggregated size and inode"
-expect_eq "$(getfattr --absolute-names -n user.zone --only-values "$MNT/cnv/0" | jq .nr_zones)" 3 "aggregated zone count"
+expect_eq "$(zone_field "$MNT/cnv/0" nr_zones)" 3 "aggregated zone count"
 dd if=/dev/urandom of="$TMP/span" bs=4096 count=4 status=none
 dd if="$TMP/span" of="$MNT/cnv/0" bs=4096 seek=$((2 * ZS / 4096 - 2)) conv=notrunc status=none
 if dd if=/dev/zero of="$MNT/cnv/0" bs=4096 count=1 seek=$((3 * ZS / 4096)) conv=notrunc status=none 2>"$TMP/err"; then
@@ -75,7 +75,7 @@ pass "uid/gid/perm with allow_other"
 
 # --- commit= reaches the device and is reported ---
 zq_mount "$TMP/img.qcow2" "$MNT" -o commit=1
-expect_eq "$(getfattr --absolute-names -n user.zqfs --only-values "$MNT" | jq .mount.commit)" 1 "commit option"
+expect_eq "$(zqfs_field "$MNT" mount.commit)" 1 "commit option"
 zq_umount "$MNT"
 
 # --- errors=: a host I/O error (injected) on a good zone ---
@@ -92,7 +92,7 @@ check_policy() {
     else
         echo y >> "$MNT/seq/5" || fail "errors=$policy: file must stay writable"
     fi
-    expect_eq "$(getfattr --absolute-names -n user.zqfs --only-values "$MNT" | jq .read_only)" "$fsro" "errors=$policy: fs read-only"
+    expect_eq "$(zqfs_field "$MNT" read_only)" "$fsro" "errors=$policy: fs read-only"
     if [ "$fsro" == true ]; then expect_fail_with "Read-only file system" bash -c "echo z >> '$MNT/seq/6'"; fi
     zq_umount "$MNT"
     truncate_zone 5
