@@ -83,10 +83,15 @@ Status ImageImpl::flush_locked() {
         return {};
     };
 
-    // 1. Data.
-    ZQ_ASSIGN(uint64_t size, file_->size());
-    if (size < end_bytes)
-        if (auto s = file_->truncate(end_bytes); !s) return restore(s.error());
+    // 1. Data. The file must span every allocated cluster before refcounts
+    // name them; in-flight writes are held off while we size it, or one that
+    // just extended the file past end_bytes would be cut short.
+    {
+        std::unique_lock gate(io_gate_);
+        ZQ_ASSIGN(uint64_t size, file_->size());
+        if (size < end_bytes)
+            if (auto s = file_->truncate(end_bytes); !s) return restore(s.error());
+    }
     if (auto s = file_->sync(); !s) return restore(s.error());
 
     // 2. Refcounts, then the table, then the header naming it.
