@@ -13,6 +13,7 @@
 //    pointers.
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -89,8 +90,12 @@ int serve(const zqfs::fs::CommandLine& cmd, fuse_session* se, zqfs::fs::ZoneFs& 
     fs.attach(std::move(dev).value(), se);
 
     char mnt[PATH_MAX];
-    if (!realpath(cmd.mountpoint.c_str(), mnt)) {
-        fail(fmt::format("{}: {}", cmd.mountpoint, strerror(errno)));
+    struct stat mst{};
+    std::string bad_mountpoint;
+    if (!realpath(cmd.mountpoint.c_str(), mnt) || stat(mnt, &mst) != 0) bad_mountpoint = strerror(errno);
+    else if (!S_ISDIR(mst.st_mode)) bad_mountpoint = "not a directory";  // FUSE would mount over a file
+    if (!bad_mountpoint.empty()) {
+        fail(fmt::format("mount point {}: {}", cmd.mountpoint, bad_mountpoint));
         report(report_fd, false);
         return 1;
     }
@@ -128,8 +133,8 @@ int serve(const zqfs::fs::CommandLine& cmd, fuse_session* se, zqfs::fs::ZoneFs& 
 }  // namespace
 
 int main(int argc, char** argv) {
-    fuse_set_log_func(log_line);
     auto parsed = zqfs::fs::parse_command_line(argc, argv, getuid(), getgid());
+    fuse_set_log_func(log_line);
     if (!parsed.ok()) return fail(parsed.error().message);
     const zqfs::fs::CommandLine& cmd = *parsed;
     if (cmd.help) {

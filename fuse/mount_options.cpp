@@ -205,6 +205,8 @@ Result<CommandLine> parse_command_line(int argc, const char* const* argv, uint32
     for (int i = 0; i < argc; ++i) args_copy.push_back(const_cast<char*>(argv[i]));
     fuse_args args = FUSE_ARGS_INIT(static_cast<int>(args_copy.size()), args_copy.data());
 
+    // libfuse offers no way to read back the current log function, so the
+    // caller re-installs its own after this (zqfs's main does).
     std::string log_line;
     g_captured_log = &log_line;
     fuse_set_log_func(capture_log);

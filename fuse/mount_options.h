@@ -1,8 +1,8 @@
 // The zqfs command line: `zqfs IMAGE MOUNTPOINT [-o OPT[,OPT...]] [-f] [-d]`.
 //
 // Contract:
-// - parse_command_line() is pure (no I/O, no global state besides libfuse's
-//   log hook, restored before it returns): it turns argv into the file-system
+// - parse_command_line() is pure (no I/O; it borrows libfuse's log hook to
+//   capture fuse_opt_parse's messages and leaves the default one installed): it turns argv into the file-system
 //   options, the positional arguments and the list of options passed on to
 //   libfuse. Tokenising (-o lists, commas, escapes) is libfuse's fuse_opt_parse.
 // - Options zqfs understands are consumed; a fixed list of libfuse / kernel

@@ -137,6 +137,9 @@ expect_fail_with "unknown mount option 'bogus'" "$ZQFS" "$TMP/img.qcow2" "$TMP/m
 expect_fail_with "errors=" "$ZQFS" "$TMP/img.qcow2" "$TMP/mnt2" -o errors=explode
 expect_fail_with "perm=" "$ZQFS" "$TMP/img.qcow2" "$TMP/mnt2" -o perm=999
 [ "$("$ZQFS" "$TMP/nonexistent.qcow2" "$TMP/mnt2" 2>&1 | wc -l)" == 1 ] || fail "missing image: one-line error"
+expect_fail_with "not a directory" "$ZQFS" "$TMP/img.qcow2" "$TMP/img.qcow2"
+expect_fail_with "invalid parameter in option" "$ZQFS" "$TMP/img.qcow2" "$TMP/mnt2" -o max_read=abc
+[ "$("$ZQFS" "$TMP/img.qcow2" "$TMP/mnt2" -o max_read=abc 2>&1 | wc -l)" == 1 ] || fail "libfuse option error: one line"
 pass "image lock, option errors"
 
 # --- remount: data and write pointers persist; open zones come back closed ---
