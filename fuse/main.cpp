@@ -74,7 +74,20 @@ void detach_stdio() {
 }
 
 // Runs in the daemon child (or the foreground process).
-int serve(const zqfs::fs::CommandLine& cmd, fuse_session* se, zqfs::fs::ZoneFs& fs, int report_fd) {
+// The mount point as an absolute path (libfuse unmounts by that path after
+// the daemon has left its working directory), or an error line.
+zqfs::Result<std::string> resolve_mountpoint(const std::string& path) {
+    char abs[PATH_MAX];
+    struct stat st{};
+    if (!realpath(path.c_str(), abs) || stat(abs, &st) != 0)
+        return zqfs::make_error(errno, "mount point {}: {}", path, strerror(errno));
+    // FUSE would happily mount the directory tree over a file.
+    if (!S_ISDIR(st.st_mode)) return zqfs::make_error(ENOTDIR, "mount point {}: not a directory", path);
+    return std::string(abs);
+}
+
+int serve(const zqfs::fs::CommandLine& cmd, const std::string& mountpoint, fuse_session* se, zqfs::fs::ZoneFs& fs,
+          int report_fd) {
     std::vector<std::string> warnings;
     zqfs::core::DeviceOpenOptions dopts;
     dopts.writable = !cmd.options.read_only;
@@ -89,21 +102,11 @@ int serve(const zqfs::fs::CommandLine& cmd, fuse_session* se, zqfs::fs::ZoneFs& 
     }
     fs.attach(std::move(dev).value(), se);
 
-    char mnt[PATH_MAX];
-    struct stat mst{};
-    std::string bad_mountpoint;
-    if (!realpath(cmd.mountpoint.c_str(), mnt) || stat(mnt, &mst) != 0) bad_mountpoint = strerror(errno);
-    else if (!S_ISDIR(mst.st_mode)) bad_mountpoint = "not a directory";  // FUSE would mount over a file
-    if (!bad_mountpoint.empty()) {
-        fail(fmt::format("mount point {}: {}", cmd.mountpoint, bad_mountpoint));
-        report(report_fd, false);
-        return 1;
-    }
     // libfuse installs its handlers only over SIG_DFL; a background job of a
     // non-interactive shell starts with SIGINT ignored, and must still stop
     // cleanly on it.
     for (int sig : {SIGINT, SIGTERM, SIGHUP}) signal(sig, SIG_DFL);
-    if (fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, mnt) != 0) {
+    if (fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, mountpoint.c_str()) != 0) {
         // libfuse has printed why.
         (void)fs.device().close();
         report(report_fd, false);
@@ -146,6 +149,9 @@ int main(int argc, char** argv) {
         return 0;
     }
 
+    auto mountpoint = resolve_mountpoint(cmd.mountpoint);
+    if (!mountpoint.ok()) return fail(mountpoint.error().message);
+
     std::vector<char*> fargv;
     for (const auto& a : cmd.fuse_argv) fargv.push_back(const_cast<char*>(a.c_str()));
     fuse_args args = FUSE_ARGS_INIT(static_cast<int>(fargv.size()), fargv.data());
@@ -157,7 +163,7 @@ int main(int argc, char** argv) {
 
     int rc;
     if (cmd.foreground) {
-        rc = serve(cmd, se, fs, -1);
+        rc = serve(cmd, *mountpoint, se, fs, -1);
     } else {
         int pipefd[2];
         if (pipe(pipefd) != 0) return fail(fmt::format("pipe: {}", strerror(errno)));
@@ -174,7 +180,7 @@ int main(int argc, char** argv) {
         }
         close(pipefd[0]);
         setsid();
-        rc = serve(cmd, se, fs, pipefd[1]);
+        rc = serve(cmd, *mountpoint, se, fs, pipefd[1]);
     }
     fuse_session_destroy(se);
     return rc;
