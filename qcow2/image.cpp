@@ -429,6 +429,8 @@ Status ImageImpl::flush_if_cache_full() {
 }
 
 Result<ImageStats> ImageImpl::stats() {
+    // Report settled figures: space being reclaimed counts as reclaimed.
+    ZQ_TRY(wait_reclaimed());
     ImageStats s;
     ZQ_ASSIGN(s.host_file_size, file_->size());
     ZQ_ASSIGN(s.host_allocated_bytes, file_->allocated_bytes());

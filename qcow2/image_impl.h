@@ -17,7 +17,9 @@
 #pragma once
 
 #include <condition_variable>
+#include <deque>
 #include <mutex>
+#include <thread>
 #include <shared_mutex>
 #include <unordered_set>
 #include <vector>
@@ -72,6 +74,12 @@ private:
     Result<uint64_t> allocate_compressed(uint64_t bytes);
     Status apply_frees(std::vector<ClusterRun> frees);
     Status flush_locked();
+    // Space reclamation: punching freed clusters (slow on large runs) happens
+    // on a background thread; clusters return to the allocator only after
+    // their punch, so nothing stale is ever reused.
+    void reclaim_loop();
+    void queue_reclaim(std::vector<ClusterRun> runs);
+    Status wait_reclaimed();
 
     std::unique_ptr<HostFile> file_;
     Header header_;
@@ -97,6 +105,15 @@ private:
     uint64_t compressed_tail_ = 0;
     bool header_dirty_ = false;
     bool closed_ = false;
+
+    std::thread reclaimer_;
+    std::mutex reclaim_mu_;
+    std::condition_variable reclaim_cv_;
+    std::deque<ClusterRun> reclaim_queue_;  // guarded by reclaim_mu_
+    size_t reclaim_busy_ = 0;              // runs being punched now
+    bool reclaim_stop_ = false;
+    Error reclaim_error_;                   // first punch failure, reported by close()
+    bool reclaim_failed_ = false;
 
     std::mutex meta_;
     std::shared_mutex io_gate_;

@@ -190,8 +190,17 @@ Status ImageImpl::close() {
     if (!writable_) return {};
     // The first flush may drop refcounts of freed clusters; the second
     // writes those drops, so a cleanly closed image has no leaks.
-    ZQ_TRY(flush());
-    return flush();
+    Status s = flush();
+    if (s) s = flush();
+    Status reclaimed = wait_reclaimed();
+    {
+        std::lock_guard lk(reclaim_mu_);
+        reclaim_stop_ = true;
+        reclaim_cv_.notify_all();
+    }
+    if (reclaimer_.joinable()) reclaimer_.join();
+    if (!s) return s;
+    return reclaimed;
 }
 
 }  // namespace zqfs::qcow2
