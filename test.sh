@@ -42,10 +42,12 @@ run_fuzzers() {  # run_fuzzers BUILD_DIR
     for fuzzer in "$dir"/bin/fuzz_*; do
         name=$(basename "$fuzzer")
         work=$(mktemp -d)
+        mkdir "$work/corpus"
         zqfs_log "fuzzing $name for ${ZQFS_FUZZ_SECONDS:-30} s"
         rc=0
+        # New inputs go to a scratch corpus; the seed corpus is only read.
         "$fuzzer" -max_total_time="${ZQFS_FUZZ_SECONDS:-30}" -rss_limit_mb=2048 -timeout=20 \
-            -artifact_prefix="$work/" "$work" "tests/fuzz/corpus/${name#fuzz_}" >"$work/log" 2>&1 || rc=$?
+            -artifact_prefix="$work/" "$work/corpus" "tests/fuzz/corpus/${name#fuzz_}" >"$work/log" 2>&1 || rc=$?
         if [ $rc -eq 0 ]; then
             note "$name: $(grep -Eo 'Done [0-9]+ runs' "$work/log" | tail -1), no findings"
             rm -rf "$work"
