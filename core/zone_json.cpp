@@ -2,9 +2,9 @@
 
 namespace zqfs::core {
 
-nlohmann::json zone_info_json(const ZoneInfo& z) {
+nlohmann::ordered_json zone_info_json(const ZoneInfo& z) {
     bool seq = z.type == ZoneType::sequential;
-    nlohmann::json j;
+    nlohmann::ordered_json j;
     j["zone"] = z.index;
     j["type"] = seq ? "seq" : "cnv";
     j["cond"] = std::string(cond_name(z.cond));
@@ -17,12 +17,12 @@ nlohmann::json zone_info_json(const ZoneInfo& z) {
     return j;
 }
 
-nlohmann::json device_info_json(const ZonedConfig& cfg, uint64_t virtual_size, uint32_t cluster_size,
+nlohmann::ordered_json device_info_json(const ZonedConfig& cfg, uint64_t virtual_size, uint32_t cluster_size,
                                 const DeviceCounts& counts) {
     static constexpr ZoneCond kConds[] = {ZoneCond::not_wp, ZoneCond::empty,     ZoneCond::implicit_open,
                                           ZoneCond::explicit_open, ZoneCond::closed, ZoneCond::read_only,
                                           ZoneCond::full,   ZoneCond::offline};
-    nlohmann::json j;
+    nlohmann::ordered_json j;
     j["layout"] = std::string(layout_name(cfg.layout));
     j["virtual_size"] = virtual_size;
     j["cluster_size"] = cluster_size;
@@ -38,7 +38,7 @@ nlohmann::json device_info_json(const ZonedConfig& cfg, uint64_t virtual_size, u
     else
         j["max_append_bytes"] = nullptr;
     j["zonedmeta_offset"] = cfg.zonedmeta_offset;
-    nlohmann::json conds = nlohmann::json::object();
+    nlohmann::ordered_json conds = nlohmann::ordered_json::object();
     for (ZoneCond c : kConds) conds[std::string(cond_name(c))] = counts.per_cond[static_cast<int>(c)];
     j["conditions"] = conds;
     j["open_zones"] = counts.open;

@@ -14,9 +14,9 @@ namespace zqfs::core {
 // {"zone":5,"type":"seq","cond":"open-implicit","cond_code":2,"start":...,
 //  "len":...,"capacity":...,"wp":...,"size":...}; size = wp - start for
 // sequential zones, the capacity for conventional ones.
-nlohmann::json zone_info_json(const ZoneInfo& z);
+nlohmann::ordered_json zone_info_json(const ZoneInfo& z);
 
-nlohmann::json device_info_json(const ZonedConfig& cfg, uint64_t virtual_size, uint32_t cluster_size,
+nlohmann::ordered_json device_info_json(const ZonedConfig& cfg, uint64_t virtual_size, uint32_t cluster_size,
                                 const DeviceCounts& counts);
 
 }  // namespace zqfs::core

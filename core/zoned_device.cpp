@@ -258,9 +258,9 @@ public:
         return c2;
     }
 
-    nlohmann::json zone_json(uint32_t zone) const override { return zone_info_json(this->zone(zone)); }
+    nlohmann::ordered_json zone_json(uint32_t zone) const override { return zone_info_json(this->zone(zone)); }
 
-    nlohmann::json device_json() const override {
+    nlohmann::ordered_json device_json() const override {
         return device_info_json(cfg_, virtual_size(), cluster_size(), counts());
     }
 

@@ -94,9 +94,9 @@ public:
     // Idempotent. No other call may be in flight; later I/O calls fail EBADF.
     virtual Status close() = 0;
 
-    virtual nlohmann::json zone_json(uint32_t zone) const = 0;
+    virtual nlohmann::ordered_json zone_json(uint32_t zone) const = 0;
     // Geometry, limits, layout, cluster size, condition counts, resources.
-    virtual nlohmann::json device_json() const = 0;
+    virtual nlohmann::ordered_json device_json() const = 0;
     // Consistency check of the qcow2 structure plus the write-pointer table.
     virtual Result<qcow2::CheckReport> check(qcow2::RepairMode mode) = 0;
     virtual Result<qcow2::ImageStats> stats() = 0;

@@ -30,7 +30,7 @@ void reply_value(fuse_req_t req, const std::string& value, size_t size) {
 }
 
 std::string zone_status(ZoneFs& fs, const FileGeometry& g, fuse_ino_t ino) {
-    nlohmann::json j = fs.device().zone_json(g.first_zone);
+    auto j = fs.device().zone_json(g.first_zone);
     if (g.nr_zones > 1) {
         // An aggregated cnv/0 spans several zones: say how many and how big.
         j["nr_zones"] = g.nr_zones;
@@ -42,7 +42,7 @@ std::string zone_status(ZoneFs& fs, const FileGeometry& g, fuse_ino_t ino) {
 }
 
 std::string fs_status(ZoneFs& fs) {
-    nlohmann::json j = fs.device().device_json();
+    auto j = fs.device().device_json();
     j["mount"] = fs.options().to_json();
     j["read_only"] = fs.read_only();
     j["files"] = {{"cnv", fs.nr_cnv_files()}, {"seq", fs.nr_seq_files()}};

@@ -566,9 +566,10 @@ TEST_CASE("core: zone JSON has exactly the fields of the spec example") {
     auto d = open_dev(t.file("a.qcow2"));
     REQUIRE(d->append(5, pattern(4096, 1)).ok());
     auto j = d->zone_json(5);
+    // Byte for byte the example of SPEC section 4, keys in its order.
     CHECK(j.dump() ==
-          R"({"capacity":67108864,"cond":"open-implicit","cond_code":2,"len":67108864,"size":4096,)"
-          R"("start":335544320,"type":"seq","wp":335548416,"zone":5})");
+          R"({"zone":5,"type":"seq","cond":"open-implicit","cond_code":2,"start":335544320,"len":67108864,)"
+          R"("capacity":67108864,"wp":335548416,"size":4096})");
     auto c = d->zone_json(0);
     CHECK(c["type"] == "cnv");
     CHECK(c["cond"] == "not-write-pointer");
