@@ -37,41 +37,59 @@ public:
         dir_ = tmpl;
         img_ = dir_ + "/img.qcow2";
         mnt_ = dir_ + "/mnt";
-        REQUIRE(mkdir(mnt_.c_str(), 0755) == 0);
+        std::string err = start(opts, cnv_zones, max_open);
+        if (!err.empty()) {
+            // The destructor does not run when the constructor fails.
+            teardown();
+            FAIL(err);
+        }
+    }
+    ~Mount() { teardown(); }
+    std::string path(const std::string& rel) const { return mnt_ + "/" + rel; }
+
+private:
+    // Creates the image and mounts it; returns an error message or "".
+    std::string start(const std::string& opts, uint32_t cnv_zones, uint32_t max_open) {
+        if (mkdir(mnt_.c_str(), 0755) != 0) return "mkdir " + mnt_ + ": " + strerror(errno);
         zqfs::core::CreateSpec spec;
         spec.virtual_size = 8 * kZone;
         spec.zone_size = kZone;
         spec.conventional_zones = cnv_zones;
         spec.max_open_zones = max_open;
         auto st = zqfs::core::ZonedDevice::create(img_, spec, nullptr);
-        REQUIRE_MESSAGE(st.ok(), (st.ok() ? "" : st.error().message));
+        if (!st.ok()) return st.error().message;
         struct stat parent{};
-        REQUIRE(stat(dir_.c_str(), &parent) == 0);
+        if (stat(dir_.c_str(), &parent) != 0) return "stat " + dir_;
         pid_ = fork();
-        REQUIRE(pid_ >= 0);
+        if (pid_ < 0) return "fork failed";
         if (pid_ == 0) {
             std::string bin = std::string(ZQFS_BIN_DIR) + "/zqfs";
             if (opts.empty()) execl(bin.c_str(), "zqfs", img_.c_str(), mnt_.c_str(), "-f", nullptr);
             else execl(bin.c_str(), "zqfs", img_.c_str(), mnt_.c_str(), "-f", "-o", opts.c_str(), nullptr);
             _exit(127);
         }
-        for (int i = 0; i < 200; ++i) {
+        for (int i = 0; i < 250; ++i) {
             struct stat m{};
-            if (stat(mnt_.c_str(), &m) == 0 && m.st_dev != parent.st_dev) return;
+            if (stat(mnt_.c_str(), &m) == 0 && m.st_dev != parent.st_dev) return "";
             usleep(20000);
         }
-        FAIL("mount did not come up");
+        return "zqfs did not mount " + mnt_;
     }
-    ~Mount() {
-        std::string cmd = "fusermount3 -u '" + mnt_ + "' 2>/dev/null";
-        if (system(cmd.c_str()) != 0) kill(pid_, SIGTERM);
-        int status = 0;
-        waitpid(pid_, &status, 0);
-        std::filesystem::remove_all(dir_);
-    }
-    std::string path(const std::string& rel) const { return mnt_ + "/" + rel; }
 
-private:
+    // Unmounts, waits for the daemon (so the image is flushed and unlocked),
+    // removes the temporary folder.
+    void teardown() {
+        if (pid_ > 0) {
+            std::string cmd = "fusermount3 -u '" + mnt_ + "' 2>/dev/null";
+            if (system(cmd.c_str()) != 0) kill(pid_, SIGTERM);
+            int status = 0;
+            waitpid(pid_, &status, 0);
+            pid_ = -1;
+        }
+        std::error_code ec;
+        std::filesystem::remove_all(dir_, ec);
+    }
+
     std::string dir_, img_, mnt_;
     pid_t pid_ = -1;
 };
