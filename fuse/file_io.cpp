@@ -17,6 +17,7 @@ namespace zqfs::fs {
 // takes that state; otherwise the errors= policy decides. errors=repair
 // leaves access alone: sizes always follow the device's write pointer here.
 void ZoneFs::handle_io_error(const FileGeometry& g, FileState& st) {
+    st.stale_in_kernel = true;  // mode or size may change below
     core::ZoneCond cond = device_->zone(g.first_zone).cond;
     if (cond == core::ZoneCond::offline || opts_.errors == ErrorPolicy::zone_offline) {
         st.attrs.access = Access::offline;
@@ -84,6 +85,7 @@ void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
             fs.handle_io_error(*g, st);
         }
         fuse_reply_err(req, s.error().code);
+        fs.invalidate_if_stale(ino);
         return;
     }
     fuse_reply_buf(req, reinterpret_cast<const char*>(buf.get()), n);
@@ -160,6 +162,7 @@ void write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t o
     }
     if (r < 0) fuse_reply_err(req, static_cast<int>(-r));
     else fuse_reply_write(req, static_cast<size_t>(r));
+    if (r < 0) fs.invalidate_if_stale(ino);
 }
 
 void fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {

@@ -32,6 +32,7 @@ nlohmann::json MountOptions::to_json() const {
         {"strict", strict},
         {"commit", commit_seconds},
         {"allow_other", allow_other},
+        {"max_read", max_read},
         {"debug_faults", debug_faults},
     };
 }
@@ -55,6 +56,7 @@ enum Key {
     kKeyCommit,
     kKeyAllowOther,
     kKeyDebugFaults,
+    kKeyMaxRead,
 };
 
 const fuse_opt kTemplates[] = {
@@ -79,13 +81,14 @@ const fuse_opt kTemplates[] = {
     FUSE_OPT_KEY("commit=", kKeyCommit),
     FUSE_OPT_KEY("allow_other", kKeyAllowOther),
     FUSE_OPT_KEY("debug_faults", kKeyDebugFaults),
+    FUSE_OPT_KEY("max_read=", kKeyMaxRead),
     FUSE_OPT_END,
 };
 
 // libfuse / kernel mount options passed through unchanged. Names ending in
 // '=' take a value.
 constexpr std::string_view kPassThrough[] = {
-    "allow_root", "auto_unmount", "default_permissions", "fsname=", "subtype=", "max_read=",
+    "allow_root", "auto_unmount", "default_permissions", "fsname=", "subtype=",
     "nodev", "dev", "nosuid", "suid", "exec", "noexec", "atime", "noatime", "diratime",
     "nodiratime", "relatime", "norelatime", "strictatime", "nostrictatime", "lazytime",
     "nolazytime", "sync", "async", "dirsync", "context=", "fscontext=", "defcontext=",
@@ -174,6 +177,12 @@ int on_option(void* data, const char* arg_c, int key, fuse_args*) {
         case kKeyStrict: o.strict = true; return 0;
         case kKeyAllowOther: o.allow_other = true; return 0;
         case kKeyDebugFaults: o.debug_faults = true; return 0;
+        case kKeyMaxRead:
+            if (!parse_number(val, 10, 1u << 20, n) || n < 4096)
+                return fail(st, fmt::format("mount option '{}': expected bytes from 4096 to 1048576", arg));
+            o.max_read = static_cast<uint32_t>(n);
+            st.pass_through.emplace_back(arg);  // libfuse needs it too
+            return 0;
     }
     return fail(st, fmt::format("unhandled option '{}'", arg));
 }

@@ -35,6 +35,7 @@ struct MountOptions {
     bool strict = false;
     unsigned commit_seconds = 5;
     bool allow_other = false;
+    uint32_t max_read = 0;  // libfuse's max_read=, 0 = its default
     // Test-only: enables the `debug-*` values of the user.zone.cmd xattr
     // (fault injection for the errors= policies).
     bool debug_faults = false;

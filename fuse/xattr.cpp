@@ -132,8 +132,10 @@ void setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* valu
         while (!cmd.empty() && (cmd.back() == '\n' || cmd.back() == ' ' || cmd.back() == '\0')) cmd.remove_suffix(1);
         int err = zone_command(fs, ino, *g, cmd);
         fuse_reply_err(req, err);
-        // A reset or finish changed the data behind any cached pages.
-        if (err == 0 && (cmd == "reset" || cmd == "finish")) fs.invalidate(ino);
+        // A reset, a finish or a debug fault changed size, data or mode
+        // behind the kernel's cached attributes and pages.
+        if (err == 0 && cmd != "open" && cmd != "close" && cmd != "debug-fail-io") fs.invalidate(ino);
+        else fs.invalidate_if_stale(ino);
         return;
     }
     if (n == kZone || n == kZqfs || n == kZoneCmd) {

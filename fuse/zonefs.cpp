@@ -8,17 +8,22 @@
 #include <charconv>
 #include <cstring>
 #include <string_view>
+#include <utility>
 
 namespace zqfs::fs {
 
 namespace {
 
-// Names never change: let the kernel keep them. Sequential file sizes move
-// with every write, so their attributes are always asked for.
+// Names never change: let the kernel keep them. Attributes may be cached
+// too: the mount is the only writer of the image (it holds the lock), the
+// kernel updates a file's size itself after writes through it and marks the
+// attributes stale, and every change the kernel cannot see (a reset or
+// finish by zone command, an errors= verdict, a debug fault) is followed by
+// ZoneFs::invalidate(). A zero timeout would cost a GETATTR per read(2).
 constexpr double kEntryTimeout = 3600.0;
 constexpr double kDirAttrTimeout = 1.0;
 constexpr double kCnvAttrTimeout = 1.0;
-constexpr double kSeqAttrTimeout = 0.0;
+constexpr double kSeqAttrTimeout = 1.0;
 
 constexpr uint32_t kMaxWrite = 1u << 20;
 
@@ -163,6 +168,17 @@ void ZoneFs::invalidate(fuse_ino_t node) {
     if (session_) fuse_lowlevel_notify_inval_inode(session_, node, 0, 0);
 }
 
+void ZoneFs::invalidate_if_stale(fuse_ino_t node) {
+    FileState* st = states_[node].load(std::memory_order_acquire);
+    if (!st) return;
+    bool stale;
+    {
+        std::lock_guard lock(st->mu);
+        stale = std::exchange(st->stale_in_kernel, false);
+    }
+    if (stale) invalidate(node);
+}
+
 const fuse_lowlevel_ops& ZoneFs::operations() {
     static const fuse_lowlevel_ops table = [] {
         fuse_lowlevel_ops o{};
@@ -225,8 +241,10 @@ std::optional<uint32_t> parse_file_name(std::string_view name, uint32_t count) {
 }  // namespace
 
 void init(void* userdata, fuse_conn_info* conn) {
-    (void)userdata;
+    auto& fs = *static_cast<ZoneFs*>(userdata);
     conn->max_write = kMaxWrite;  // libfuse derives max_pages from it
+    // libfuse refuses to mount unless init() repeats -o max_read.
+    if (fs.options().max_read != 0) conn->max_read = fs.options().max_read;
     // Every write must reach us synchronously and in order: no writeback
     // cache, and no parallel async submission of one direct write's chunks.
     conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_ASYNC_DIO);
@@ -320,15 +338,18 @@ void setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse
     }
     FileState& st = fs.state(ino);
     bool changed = false;
+    int err = 0;
     {
         std::lock_guard lock(st.mu);
-        if (to_set & FUSE_SET_ATTR_SIZE) {
-            int err = truncate_file(fs, *g, st, static_cast<uint64_t>(attr->st_size), changed);
-            if (err != 0) {
-                fuse_reply_err(req, err);
-                return;
-            }
-        }
+        if (to_set & FUSE_SET_ATTR_SIZE) err = truncate_file(fs, *g, st, static_cast<uint64_t>(attr->st_size), changed);
+    }
+    if (err != 0) {
+        fuse_reply_err(req, err);
+        fs.invalidate_if_stale(ino);  // an errors= verdict may have changed the file
+        return;
+    }
+    {
+        std::lock_guard lock(st.mu);
         timespec t = now();
         if (to_set & FUSE_SET_ATTR_MODE) st.attrs.mode = attr->st_mode & 07777;
         if (to_set & FUSE_SET_ATTR_UID) st.attrs.uid = attr->st_uid;

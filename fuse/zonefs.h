@@ -55,6 +55,7 @@ struct FileState {
     uint32_t write_opens = 0;      // open file handles with write access
     bool zone_opened = false;      // explicit-open: we opened the zone
     bool fail_next_write = false;  // debug_faults: simulate a host I/O error
+    bool stale_in_kernel = false;  // size/mode changed behind the kernel's back
 };
 
 // Where a file lives on the device.
@@ -112,6 +113,9 @@ public:
     // behind the kernel's back (reset, finish). Must not be called before the
     // reply of the request that changed it.
     void invalidate(fuse_ino_t node);
+    // Sends invalidate(node) if handle_io_error() changed the file; call
+    // after replying, without holding the file's lock.
+    void invalidate_if_stale(fuse_ino_t node);
 
 private:
     MountOptions opts_;

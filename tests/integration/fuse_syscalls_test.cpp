@@ -375,3 +375,24 @@ TEST_CASE("without conventional zones there is no cnv directory") {
     REQUIRE(stat(m.path("seq/0").c_str(), &s) == 0);
     CHECK(s.st_ino == 0);
 }
+
+TEST_CASE("a reader with cached pages sees later appends and resets") {
+    Mount m;
+    std::string p = m.path("seq/3");
+    int w = open_file(p, O_WRONLY | O_APPEND);
+    int r = open_file(p, O_RDONLY);
+    CHECK(write(w, "first", 5) == 5);
+    char buf[64] = {};
+    CHECK(pread(r, buf, sizeof buf, 0) == 5);  // caches the partial first page
+    CHECK(write(w, "second", 6) == 6);
+    CHECK(pread(r, buf, sizeof buf, 0) == 11);
+    CHECK(std::string(buf, 11) == "firstsecond");
+    REQUIRE(setxattr(p.c_str(), "user.zone.cmd", "reset", 5, 0) == 0);
+    CHECK(size_of(p) == 0);
+    CHECK(pread(r, buf, sizeof buf, 0) == 0);
+    CHECK(write(w, "third", 5) == 5);
+    CHECK(pread(r, buf, sizeof buf, 0) == 5);
+    CHECK(std::string(buf, 5) == "third");
+    close(w);
+    close(r);
+}
