@@ -280,6 +280,7 @@ Options (-o):
   strict             sequential writes need O_DIRECT (zonefs behaviour)
   commit=SECONDS     flush interval for unsynced writes (default 5, 0 = off)
   allow_other        let other users access the mount
+  max_read=BYTES     largest read request (4096 to 1048576)
   debug_faults       test only: user.zone.cmd accepts debug-offline,
                      debug-readonly and debug-fail-io
   and libfuse's own: allow_root, auto_unmount, fsname=, noatime, ...
