@@ -137,6 +137,19 @@ Result<CheckReport> ImageImpl::check(RepairMode mode, const std::vector<HostRang
                 if (mode != RepairMode::none) fixes.emplace_back(c, static_cast<int64_t>(want));
             }
         }
+        // Refcounts of clusters past the end of the file: leaks.
+        for (uint64_t c : refcounts_.beyond_eof()) {
+            if (c < end) continue;  // since allocated for real
+            ZQ_ASSIGN(uint64_t have, refcounts_.get(c));
+            if (have == 0) continue;
+            ++report.leaks;
+            if (report.messages.size() < 1000)
+                report.messages.push_back(fmt::format("Leaked cluster {} refcount={} reference=0 (past the end of the file)", c, have));
+            if (mode != RepairMode::none) fixes.emplace_back(c, 0);
+        }
+        if (refcounts_.beyond_eof_count() > refcounts_.beyond_eof().size())
+            report.messages.push_back(fmt::format("{} more clusters past the end of the file have refcounts",
+                                                  refcounts_.beyond_eof_count() - refcounts_.beyond_eof().size()));
         report.image_end_offset = end << cluster_bits_;
         // Raise too-low refcounts before lowering leaked ones, and keep raised
         // clusters out of the allocator so a new refcount block cannot land there.
@@ -160,7 +173,7 @@ Result<CheckReport> ImageImpl::check(RepairMode mode, const std::vector<HostRang
         // Leaked clusters now have refcount 0: zero them and hand them back.
         std::lock_guard lk(meta_);
         for (auto [c, want] : fixes) {
-            if (want != 0) continue;
+            if (want != 0 || c >= refcounts_.end_cluster()) continue;  // past the end: already free space
             ZQ_TRY(file_->punch_hole(c << cluster_bits_, cs_));
             refcounts_.release_to_free_map(c, 1);
         }

@@ -40,6 +40,8 @@ void Refcounts::init_empty(uint64_t table_offset) {
 
 Status Refcounts::build_free_map(uint64_t file_size) {
     free_.clear();
+    beyond_eof_.clear();
+    beyond_eof_count_ = 0;
     const uint64_t file_clusters = (file_size + cluster_size_ - 1) >> cluster_bits_;
     zero_frontier_ = file_clusters;
     uint64_t last_used = 0;
@@ -51,6 +53,13 @@ Status Refcounts::build_free_map(uint64_t file_size) {
         run_len = 0;
     };
     auto note = [&](uint64_t cluster, bool used) {
+        if (used && cluster >= file_clusters) {
+            // Counted but not in the file: a leak, and no reason to move
+            // the end of allocated space (or later grow the file) past EOF.
+            if (beyond_eof_.size() < kMaxBeyondEof) beyond_eof_.push_back(cluster);
+            ++beyond_eof_count_;
+            used = false;
+        }
         if (used) {
             flush_run();
             last_used = cluster;

@@ -53,6 +53,13 @@ public:
     uint64_t end_cluster() const { return end_; }
     uint64_t zero_frontier() const { return zero_frontier_; }
 
+    // Clusters past the end of the file that nevertheless have a refcount
+    // (damage, or a crash of another writer): leaks for check to report.
+    // At most kMaxBeyondEof are remembered; beyond_eof_count() has them all.
+    static constexpr size_t kMaxBeyondEof = 65536;
+    const std::vector<uint64_t>& beyond_eof() const { return beyond_eof_; }
+    uint64_t beyond_eof_count() const { return beyond_eof_count_; }
+
     const std::vector<uint64_t>& table() const { return table_; }
     uint64_t table_offset() const { return table_offset_; }
     uint32_t table_clusters() const { return static_cast<uint32_t>(table_.size() * 8 >> cluster_bits_); }
@@ -86,6 +93,8 @@ private:
     bool table_moved_ = false;
     std::vector<ClusterRun> retired_tables_;
 
+    std::vector<uint64_t> beyond_eof_;
+    uint64_t beyond_eof_count_ = 0;
     std::map<uint64_t, uint64_t> free_;  // first cluster -> count, below end_
     uint64_t end_ = 0;                   // clusters >= end_ are all free
     uint64_t zero_frontier_ = 0;

@@ -333,3 +333,47 @@ TEST_CASE("qcow2: a tiny metadata cache evicts and flushes without losing data")
     std::string out;
     CHECK_MESSAGE(run("qemu-img check " + p + " 2>&1", &out) == 0, out);
 }
+
+TEST_CASE("qcow2: refcounts past the end of the file are leaks, never a reason to grow it") {
+    TempDir d;
+    auto p = d.file("eof.qcow2");
+    create_plain(p);
+    const uint64_t size_before = std::filesystem::file_size(p);
+    // Refcount 1 for a cluster 1000 clusters past the end of the file
+    // (16-bit refcounts; refcount block 0 covers the first 2 GiB).
+    const uint64_t far = size_before / 65536 + 1000;
+    uint64_t rb = read_be<uint64_t>(p, 65536);
+    patch_be<uint16_t>(p, rb + far * 2, 1);
+    patch_be<uint64_t>(p, 72, kIncompatDirty);  // a dirty image is repaired on open
+    {
+        auto img = try_open(p, true);
+        REQUIRE(img.ok());
+        REQUIRE((*img)->close().ok());
+    }
+    CHECK(std::filesystem::file_size(p) == size_before);
+    {
+        auto img = try_open(p, true);
+        REQUIRE(img.ok());
+        auto r = (*img)->check(RepairMode::none, {});
+        REQUIRE(r.ok());
+        CHECK(r->corruptions == 0);
+        CHECK(r->leaks == 0);  // the dirty-bit repair already dropped it
+        REQUIRE((*img)->close().ok());
+    }
+    // Without the dirty bit the leak is reported, and -r leaks clears it.
+    patch_be<uint16_t>(p, rb + far * 2, 1);
+    {
+        auto img = try_open(p, true);
+        REQUIRE(img.ok());
+        auto r = (*img)->check(RepairMode::none, {});
+        REQUIRE(r.ok());
+        CHECK(r->leaks == 1);
+        auto fixed = (*img)->check(RepairMode::leaks, {});
+        REQUIRE(fixed.ok());
+        CHECK(fixed->leaks_fixed == 1);
+        REQUIRE((*img)->close().ok());
+    }
+    CHECK(std::filesystem::file_size(p) == size_before);
+    std::string out;
+    CHECK_MESSAGE(run("qemu-img check " + p + " 2>&1", &out) == 0, out);
+}
