@@ -9,24 +9,32 @@ ZoneState::ZoneState(const ZoneGeometry& g, uint32_t max_open, uint32_t max_acti
     for (uint32_t z = 0; z < g.nr_zones(); ++z) {
         slots_[z].wp = g.start(z);
         slots_[z].cond = g.conventional(z) ? ZoneCond::not_wp : ZoneCond::empty;
+        capacity_ += g.capacity(z);
+        if (g.conventional(z)) cnv_capacity_ += g.capacity(z);
     }
     per_cond_[static_cast<int>(ZoneCond::not_wp)] = g.conventional_zones();
     per_cond_[static_cast<int>(ZoneCond::empty)] = g.nr_zones() - g.conventional_zones();
+}
+
+void ZoneState::set_wp(uint32_t zone, uint64_t wp) {
+    seq_written_ = seq_written_ - slots_[zone].wp + wp;
+    slots_[zone].wp = wp;
 }
 
 void ZoneState::load(uint32_t zone, uint64_t wp) {
     if (g_.conventional(zone)) return;
     Slot& s = slots_[zone];
     uint64_t start = g_.start(zone), cap_end = g_.capacity_end(zone);
+    (void)s;
     if (wp <= start) {
-        s.wp = start;
+        set_wp(zone, start);
         set_cond(zone, ZoneCond::empty);
     } else if (wp >= cap_end) {
-        s.wp = cap_end;
+        set_wp(zone, cap_end);
         set_cond(zone, ZoneCond::full);
     } else {
         // Open states are not stored: a partly written zone reopens closed.
-        s.wp = wp;
+        set_wp(zone, wp);
         set_cond(zone, ZoneCond::closed);
     }
 }
@@ -49,6 +57,9 @@ DeviceCounts ZoneState::counts() const {
     std::copy(std::begin(per_cond_), std::end(per_cond_), c.per_cond);
     c.open = nr_open_;
     c.active = nr_active_;
+    c.seq_written = seq_written_;
+    c.capacity = capacity_;
+    c.cnv_capacity = cnv_capacity_;
     return c;
 }
 
@@ -161,7 +172,7 @@ void ZoneState::end_write(uint32_t zone, uint64_t new_wp, bool ok) {
         if (s.cond == ZoneCond::implicit_open && s.wp == g_.start(zone)) set_cond(zone, ZoneCond::empty);
         return;
     }
-    s.wp = new_wp;
+    set_wp(zone, new_wp);
     mark_dirty(zone);
     if (new_wp >= g_.capacity_end(zone) && (s.cond == ZoneCond::implicit_open || s.cond == ZoneCond::explicit_open))
         set_cond(zone, ZoneCond::full);
@@ -203,7 +214,7 @@ Status ZoneState::check_finish(uint32_t zone) {
 
 void ZoneState::apply_finish(uint32_t zone) {
     set_cond(zone, ZoneCond::full);
-    slots_[zone].wp = g_.capacity_end(zone);
+    set_wp(zone, g_.capacity_end(zone));
     mark_dirty(zone);
 }
 
@@ -211,7 +222,7 @@ Status ZoneState::check_reset(uint32_t zone) const { return check_manageable(zon
 
 void ZoneState::apply_reset(uint32_t zone) {
     set_cond(zone, ZoneCond::empty);
-    slots_[zone].wp = g_.start(zone);
+    set_wp(zone, g_.start(zone));
     mark_dirty(zone);
 }
 

@@ -96,6 +96,11 @@ private:
     uint32_t max_open_;
     uint32_t max_active_;
     std::vector<Slot> slots_;
+    // Kept up to date on every write-pointer move, so statfs is O(1).
+    uint64_t seq_written_ = 0;
+    uint64_t capacity_ = 0;
+    uint64_t cnv_capacity_ = 0;
+    void set_wp(uint32_t zone, uint64_t wp);
     uint32_t per_cond_[16] = {};
     uint32_t nr_open_ = 0;
     uint32_t nr_active_ = 0;

@@ -46,6 +46,9 @@ struct DeviceCounts {
     uint32_t per_cond[16] = {};
     uint32_t open = 0;    // implicit + explicit
     uint32_t active = 0;  // open + closed
+    uint64_t seq_written = 0;     // bytes below the write pointers of sequential zones
+    uint64_t capacity = 0;        // total capacity of all zones
+    uint64_t cnv_capacity = 0;    // capacity of the conventional zones
 };
 
 class ZonedDevice {

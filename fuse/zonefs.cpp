@@ -521,15 +521,11 @@ void statfs(fuse_req_t req, fuse_ino_t) {
     ZoneFs& fs = fs_of(req);
     core::ZonedDevice& dev = fs.device();
     const uint64_t bs = fs.block_size();
-    uint64_t total = 0, used = 0;
-    uint32_t nr_cnv = dev.config().conventional_zones;
-    for (uint32_t i = 0; i < dev.nr_zones(); ++i) {
-        core::ZoneInfo z = dev.zone(i);
-        total += z.capacity;
-        // As zonefs: conventional space counts as used, sequential space as
-        // far as it is written.
-        used += i < nr_cnv ? z.capacity : (z.written() + bs - 1) / bs * bs;
-    }
+    // As zonefs: conventional space counts as used, sequential space as far
+    // as it is written. The device keeps these totals, so this is O(1).
+    const core::DeviceCounts c = dev.counts();
+    const uint64_t total = c.capacity;
+    const uint64_t used = c.cnv_capacity + (c.seq_written + bs - 1) / bs * bs;
     struct statvfs s{};
     s.f_bsize = bs;
     s.f_frsize = bs;
