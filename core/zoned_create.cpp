@@ -82,26 +82,28 @@ void sync_parent_dir(const std::string& path) {
 
 }  // namespace
 
-Status ZonedDevice::create_on(std::unique_ptr<qcow2::HostFile> file, const CreateSpec& spec,
-                              std::vector<std::string>* warnings) {
-    const std::string ctx = file->name() + ": ";
+// The spec's geometry, validated, with over-large limits clamped (and a
+// warning for each, prefixed with the image name).
+static Result<ZonedConfig> checked_config(const std::string& name, const CreateSpec& spec, std::vector<std::string>* warnings) {
+    const std::string ctx = name + ": ";
     auto cfg = config_from_spec(spec);
     if (!cfg) return with_context(cfg.error(), ctx);
     std::vector<std::string> clamp_warnings;
     clamp_zone_limits(*cfg, &clamp_warnings);
     if (warnings)
         for (auto& w : clamp_warnings) warnings->push_back(ctx + w);
-    return build_image(std::move(file), spec, *cfg);
+    return cfg;
+}
+
+Status ZonedDevice::create_on(std::unique_ptr<qcow2::HostFile> file, const CreateSpec& spec,
+                              std::vector<std::string>* warnings) {
+    ZQ_ASSIGN(ZonedConfig cfg, checked_config(file->name(), spec, warnings));
+    return build_image(std::move(file), spec, cfg);
 }
 
 Status ZonedDevice::create(const std::string& path, const CreateSpec& spec, std::vector<std::string>* warnings) {
     const std::string ctx = path + ": ";
-    auto cfg = config_from_spec(spec);
-    if (!cfg) return with_context(cfg.error(), ctx);
-    std::vector<std::string> clamp_warnings;
-    clamp_zone_limits(*cfg, &clamp_warnings);
-    if (warnings)
-        for (auto& w : clamp_warnings) warnings->push_back(ctx + w);
+    ZQ_ASSIGN(ZonedConfig cfg, checked_config(path, spec, warnings));
 
     // Like qemu-img we overwrite an existing file, but never one in use:
     // holding its lock until the rename also keeps others out meanwhile.
@@ -118,7 +120,7 @@ Status ZonedDevice::create(const std::string& path, const CreateSpec& spec, std:
     ::unlink(tmp.c_str());  // a stale one from a killed create of ours
     auto file = qcow2::create_host_file(tmp);
     if (!file) return file.error();
-    if (auto s = build_image(std::move(*file), spec, *cfg); !s) {
+    if (auto s = build_image(std::move(*file), spec, cfg); !s) {
         ::unlink(tmp.c_str());
         return s;
     }

@@ -68,14 +68,6 @@ struct Workload {
     std::map<uint64_t, uint32_t> cnv_now;
 };
 
-std::vector<std::byte> slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::vector<char> c((std::istreambuf_iterator<char>(in)), {});
-    std::vector<std::byte> v(c.size());
-    std::memcpy(v.data(), c.data(), c.size());
-    return v;
-}
-
 void dump(const std::string& path, const std::vector<std::byte>& bytes) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
@@ -103,7 +95,7 @@ void run_workload(Workload& w, const TempDir& dir) {
     spec.max_active_zones = 6;
     const std::string path = dir.file("base.qcow2");
     REQUIRE(ZonedDevice::create(path, spec, nullptr).ok());
-    w.base = slurp(path);
+    w.base = read_whole_file(path);
     auto dev = open_mem(w.base, w.log);
 
     std::mt19937 rng(20261124);

@@ -15,14 +15,6 @@ using namespace zqfs::testing;
 
 namespace {
 
-std::vector<std::byte> slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::vector<char> c((std::istreambuf_iterator<char>(in)), {});
-    std::vector<std::byte> v(c.size());
-    std::memcpy(v.data(), c.data(), c.size());
-    return v;
-}
-
 struct FaultyDevice {
     RecordingFile* file = nullptr;
     std::shared_ptr<HostLog> log = std::make_shared<HostLog>();
@@ -36,7 +28,7 @@ FaultyDevice open_faulty(const TempDir& d, std::vector<std::byte> bytes = {}) {
         spec.zone_size = 4 << 20;
         spec.conventional_zones = 1;
         REQUIRE(ZonedDevice::create(d.file("f.qcow2"), spec, nullptr).ok());
-        bytes = slurp(d.file("f.qcow2"));
+        bytes = read_whole_file(d.file("f.qcow2"));
     }
     FaultyDevice f;
     auto file = std::make_unique<RecordingFile>("f.qcow2", std::move(bytes), f.log);

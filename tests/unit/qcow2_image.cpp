@@ -12,6 +12,7 @@
 using namespace zqfs;
 using namespace zqfs::qcow2;
 using zqfs::testing::pattern;
+using zqfs::testing::read_whole_file;
 using zqfs::testing::run;
 using zqfs::testing::TempDir;
 
@@ -39,14 +40,6 @@ std::unique_ptr<Image> open_image(const std::string& path, bool writable) {
     return std::move(img).value();
 }
 
-std::vector<std::byte> read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::vector<char> c((std::istreambuf_iterator<char>(in)), {});
-    std::vector<std::byte> v(c.size());
-    std::memcpy(v.data(), c.data(), c.size());
-    return v;
-}
-
 // Checks an image with qemu-img: no errors, no leaks; raw export equals `expect`.
 void expect_qemu_agrees(const TempDir& d, const std::string& path, const std::vector<std::byte>& expect) {
     std::string out;
@@ -54,7 +47,7 @@ void expect_qemu_agrees(const TempDir& d, const std::string& path, const std::ve
     CHECK_MESSAGE(rc == 0, out);
     const std::string raw = d.file("export.raw");
     REQUIRE(run("qemu-img convert -O raw " + path + " " + raw) == 0);
-    auto got = read_file(raw);
+    auto got = read_whole_file(raw);
     REQUIRE(got.size() == expect.size());
     CHECK(got == expect);
 }
@@ -240,7 +233,7 @@ TEST_CASE("qcow2: writes into images qemu wrote keep them consistent and readabl
             if (*c.io) REQUIRE(run(std::string("qemu-io -f qcow2 ") + c.io + " " + path + " >/dev/null") == 0);
         }
         REQUIRE(run("qemu-img convert -O raw " + path + " " + d.file("before.raw")) == 0);
-        std::vector<std::byte> model = read_file(d.file("before.raw"));
+        std::vector<std::byte> model = read_whole_file(d.file("before.raw"));
         REQUIRE(model.size() == size);
         {
             auto img = open_image(path, true);

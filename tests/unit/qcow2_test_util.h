@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <sys/wait.h>
 #include <filesystem>
 #include <random>
@@ -30,6 +32,14 @@ inline std::vector<std::byte> pattern(size_t n, uint32_t seed) {
     std::vector<std::byte> v(n);
     std::mt19937 rng(seed);
     for (auto& b : v) b = static_cast<std::byte>(rng());
+    return v;
+}
+
+inline std::vector<std::byte> read_whole_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::vector<char> c((std::istreambuf_iterator<char>(in)), {});
+    std::vector<std::byte> v(c.size());
+    if (!c.empty()) std::memcpy(v.data(), c.data(), c.size());
     return v;
 }
 
