@@ -65,7 +65,6 @@ private:
     Result<L2Entry> lookup(uint64_t guest_cluster);
     void store(std::byte* slot, uint64_t slice_off, const L2Entry& e);
     void defer_free(const L2Entry& old);
-    bool is_compressed(const L2Entry& e) const { return e.compressed(); }
     ClusterKind kind(const L2Entry& e) const;
     // Reads part of one guest cluster given its entry; no lock held.
     Status read_piece(const L2Entry& e, uint64_t in_off, std::span<std::byte> out);
@@ -103,7 +102,6 @@ private:
     // into (0: none). Several compressed clusters share one host cluster,
     // each adding one to its refcount.
     uint64_t compressed_tail_ = 0;
-    bool header_dirty_ = false;
     bool closed_ = false;
 
     std::thread reclaimer_;

@@ -162,9 +162,7 @@ Status ImageImpl::init_new() {
 // flush() updates them only after writing the table (see sync.cpp).
 Status ImageImpl::write_header() {
     ZQ_ASSIGN(std::vector<std::byte> bytes, serialize_header(header_, cs_));
-    if (auto s = file_->write_at(0, bytes); !s) return s;
-    header_dirty_ = false;
-    return {};
+    return file_->write_at(0, bytes);
 }
 
 Status ImageImpl::update_extension(uint32_t type, std::span<const std::byte> data) {

@@ -18,21 +18,6 @@ Result<std::byte*> TableCache::get(uint64_t off) {
     return it->second.data.data();
 }
 
-std::byte* TableCache::get_zeroed(uint64_t off) {
-    auto it = map_.find(off);
-    if (it == map_.end()) {
-        Slice s;
-        s.data.assign(slice_size_, std::byte{0});
-        lru_.push_front(off);
-        s.lru = lru_.begin();
-        it = map_.emplace(off, std::move(s)).first;
-    } else {
-        std::fill(it->second.data.begin(), it->second.data.end(), std::byte{0});
-        touch(it->second);
-    }
-    return it->second.data.data();
-}
-
 void TableCache::mark_dirty(uint64_t off) {
     auto it = map_.find(off);
     if (it != map_.end() && !it->second.dirty) {

@@ -20,8 +20,6 @@ public:
     size_t slice_size() const { return slice_size_; }
     // The slice at host offset `off` (slice-aligned), read from the file on a miss.
     Result<std::byte*> get(uint64_t off);
-    // A zero-filled slice inserted without reading (for freshly zeroed clusters).
-    std::byte* get_zeroed(uint64_t off);
     void mark_dirty(uint64_t off);
     // Forgets slices within [off, off+len) (a table cluster was freed).
     void drop(uint64_t off, uint64_t len);
@@ -34,7 +32,6 @@ public:
     // fails, the owner calls redirty() so nothing is lost.
     std::vector<DirtySlice> take_dirty();
     void redirty(const std::vector<DirtySlice>& slices);
-    bool has_dirty() const { return dirty_count_ > 0; }
 
     // Evicts least recently used clean slices while over capacity. Returns
     // true if still over capacity because of dirty slices (owner should flush).
