@@ -285,6 +285,11 @@ public:
         return report;
     }
 
+    Result<std::vector<qcow2::Extent>> allocation(uint64_t offset, uint64_t length) override {
+        ZQ_TRY(check_open());
+        return image_->allocation(offset, length);
+    }
+
     Result<qcow2::ImageStats> stats() override {
         ZQ_TRY(check_open());
         return image_->stats();

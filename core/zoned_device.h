@@ -93,6 +93,8 @@ public:
     virtual Status set_zone_condition(uint32_t zone, ZoneCond cond) = 0;
 
     virtual Status flush() = 0;
+    // Which parts of the virtual disk hold data (see qcow2::Image::allocation).
+    virtual Result<std::vector<qcow2::Extent>> allocation(uint64_t offset, uint64_t length) = 0;
     // Flushes, stops the commit thread, releases the image (and its lock).
     // Idempotent. No other call may be in flight; later I/O calls fail EBADF.
     virtual Status close() = 0;

@@ -392,6 +392,38 @@ Status ImageImpl::write_compressed(uint64_t offset, std::span<const std::byte> c
     return flush_if_cache_full();
 }
 
+Result<std::vector<Extent>> ImageImpl::allocation(uint64_t offset, uint64_t length) {
+    if (offset > header_.size || length > header_.size - offset)
+        return make_error(EINVAL, "range of {} bytes at {} is beyond the virtual disk", length, offset);
+    std::vector<Extent> out;
+    auto add = [&](uint64_t off, uint64_t len, bool data) {
+        if (len == 0) return;
+        if (!out.empty() && out.back().data == data && out.back().offset + out.back().length == off)
+            out.back().length += len;
+        else
+            out.push_back({off, len, data});
+    };
+    const uint64_t end = offset + length;
+    const uint64_t per_table = l2_entries_ << cluster_bits_;
+    std::lock_guard lk(meta_);
+    for (uint64_t pos = offset; pos < end;) {
+        const uint64_t gc = pos >> cluster_bits_;
+        if (l1_offset(l1_[gc / l2_entries_]) == 0) {
+            // No L2 table: its whole range reads as zeros.
+            uint64_t next = std::min(end, (pos / per_table + 1) * per_table);
+            add(pos, next - pos, false);
+            pos = next;
+            continue;
+        }
+        ZQ_ASSIGN(L2Entry e, lookup(gc));
+        ClusterKind k = kind(e);
+        uint64_t next = std::min(end, (gc + 1) << cluster_bits_);
+        add(pos, next - pos, k == ClusterKind::normal || k == ClusterKind::compressed);
+        pos = next;
+    }
+    return out;
+}
+
 Result<uint64_t> ImageImpl::allocate_compressed(uint64_t bytes) {
     if (compressed_tail_ % cs_ != 0 && bytes <= cs_ - compressed_tail_ % cs_) {
         uint64_t c = compressed_tail_ >> cluster_bits_;

@@ -32,6 +32,14 @@ struct HostRange {
     uint64_t length = 0;
 };
 
+// A run of the virtual disk that holds data (allocated or compressed
+// clusters) or reads as zeros without touching the host file.
+struct Extent {
+    uint64_t offset = 0;
+    uint64_t length = 0;
+    bool data = false;
+};
+
 struct CreateOptions {
     uint64_t virtual_size = 0;
     uint32_t cluster_size = 65536;
@@ -99,6 +107,9 @@ public:
     // Writes one whole cluster compressed (zlib); offset must be cluster-aligned.
     virtual Status write_compressed(uint64_t offset, std::span<const std::byte> cluster) = 0;
     virtual Status flush() = 0;
+    // Which parts of [offset, offset+length) hold data, in order, merged.
+    // Lets copies skip unallocated space without reading it.
+    virtual Result<std::vector<Extent>> allocation(uint64_t offset, uint64_t length) = 0;
 
     // Allocates `count` contiguous host clusters with refcount 1 for an upper
     // layer's own metadata; returns the host offset. Their refcounts become

@@ -48,6 +48,7 @@ public:
     Status discard(uint64_t offset, uint64_t length) override;
     Status write_compressed(uint64_t offset, std::span<const std::byte> cluster) override;
     Status flush() override;
+    Result<std::vector<Extent>> allocation(uint64_t offset, uint64_t length) override;
     Result<uint64_t> allocate_clusters(uint64_t count) override;
     Status update_extension(uint32_t type, std::span<const std::byte> data) override;
     Result<CheckReport> check(RepairMode mode, const std::vector<HostRange>& owned) override;

@@ -46,12 +46,25 @@ Status write_all(int fd, const std::string& name, uint64_t offset, const std::by
     return {};
 }
 
-// Writes the non-zero runs of each chunk; zero runs stay holes.
+Status copy_data_extent(OpenedImage& img, int fd, const std::string& out_name, uint64_t start, uint64_t end,
+                        std::vector<std::byte>& buf);
+
+// Reads only the extents that hold data; of those, writes the non-zero
+// runs of each chunk. Everything else stays a hole.
 Status copy_sparse(OpenedImage& img, int fd, const std::string& out_name) {
-    uint64_t size = img.virtual_size();
+    ZQ_ASSIGN(std::vector<qcow2::Extent> extents, img.allocation(0, img.virtual_size()));
     std::vector<std::byte> buf(kChunk);
-    for (uint64_t off = 0; off < size; off += kChunk) {
-        size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, size - off));
+    for (const auto& ext : extents) {
+        if (!ext.data) continue;
+        ZQ_TRY(copy_data_extent(img, fd, out_name, ext.offset, ext.offset + ext.length, buf));
+    }
+    return {};
+}
+
+Status copy_data_extent(OpenedImage& img, int fd, const std::string& out_name, uint64_t start, uint64_t end,
+                        std::vector<std::byte>& buf) {
+    for (uint64_t off = start; off < end; off += kChunk) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, end - off));
         ZQ_TRY(img.read(off, std::span(buf.data(), n)));
         size_t run_start = 0;
         bool in_run = false;

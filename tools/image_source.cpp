@@ -42,6 +42,10 @@ Status OpenedImage::read(uint64_t offset, std::span<std::byte> buf) {
     return zoned ? zoned->read(offset, buf) : plain->read(offset, buf);
 }
 
+Result<std::vector<qcow2::Extent>> OpenedImage::allocation(uint64_t offset, uint64_t length) {
+    return zoned ? zoned->allocation(offset, length) : plain->allocation(offset, length);
+}
+
 Status OpenedImage::close() { return zoned ? zoned->close() : plain->close(); }
 
 Result<OpenedImage> open_image(const std::string& path, bool writable, std::vector<std::string>* warnings,

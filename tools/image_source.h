@@ -35,6 +35,7 @@ struct OpenedImage {
 
     uint64_t virtual_size() const;
     Status read(uint64_t offset, std::span<std::byte> buf);
+    Result<std::vector<qcow2::Extent>> allocation(uint64_t offset, uint64_t length);
     Status close();
 };
 

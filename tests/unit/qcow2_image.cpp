@@ -283,3 +283,33 @@ TEST_CASE("qcow2: discard across one cluster boundary zeroes both partial cluste
     }
     expect_qemu_agrees(d, path, model);
 }
+
+TEST_CASE("qcow2: allocation reports data where clusters are mapped and zeros elsewhere") {
+    TempDir d;
+    auto img = make_image(d.file("m.qcow2"), 64 << 20, 65536);
+    REQUIRE(img->write(100000, pattern(70000, 1)).ok());      // clusters 1..2
+    REQUIRE(img->write(40 << 20, pattern(65536, 2)).ok());    // one cluster at 40 MiB
+    REQUIRE(img->write_zeroes(40 << 20, 65536).ok());         // ...now a zero cluster
+    REQUIRE(img->write_compressed(50 << 20, pattern(65536, 3)).ok());
+    auto ext = img->allocation(0, 64 << 20);
+    REQUIRE(ext.ok());
+    std::vector<std::pair<uint64_t, uint64_t>> data;
+    uint64_t covered = 0;
+    for (const auto& e : *ext) {
+        CHECK(e.offset == covered);  // contiguous and in order
+        covered += e.length;
+        if (e.data) data.emplace_back(e.offset, e.length);
+    }
+    CHECK(covered == (64u << 20));
+    REQUIRE(data.size() == 2);
+    CHECK(data[0] == std::pair<uint64_t, uint64_t>{65536, 2 * 65536});
+    CHECK(data[1] == std::pair<uint64_t, uint64_t>{50u << 20, 65536});
+    // A sub-range starts and ends where asked.
+    auto part = img->allocation(70000, 100);
+    REQUIRE(part.ok());
+    REQUIRE(part->size() == 1);
+    CHECK((*part)[0].offset == 70000);
+    CHECK((*part)[0].length == 100);
+    CHECK((*part)[0].data);
+    REQUIRE(img->close().ok());
+}
