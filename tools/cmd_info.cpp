@@ -92,9 +92,9 @@ std::string limit_text(uint32_t v) { return v == 0 ? std::string("no limit") : s
 void print_zoned(fmt::memory_buffer& out, const core::ZonedDevice& dev) {
     const core::ZonedConfig& c = dev.config();
     auto line = [&](std::string_view key, const std::string& value) {
-        fmt::format_to(std::back_inserter(out), "    {}: {}\n", key, value);
+        fmt::format_to(fmt::appender(out), "    {}: {}\n", key, value);
     };
-    fmt::format_to(std::back_inserter(out), "Zoned device:\n");
+    fmt::format_to(fmt::appender(out), "Zoned device:\n");
     line("model", "host-managed");
     line("layout", fmt::format("{} ({}-byte extension)", core::layout_name(c.layout),
                                c.layout == core::Layout::seed ? core::kSeedExtensionLength

@@ -42,7 +42,7 @@ void blkzone_line(fmt::memory_buffer& out, const core::ZoneInfo& z) {
     bool conventional = z.type == core::ZoneType::conventional;
     unsigned type_code = conventional ? 1 : 2;
     unsigned cond = static_cast<unsigned>(z.cond);
-    fmt::format_to(std::back_inserter(out),
+    fmt::format_to(fmt::appender(out),
                    "  start: 0x{:09x}, len 0x{:06x}, cap 0x{:06x}, wptr 0x{:06x} reset:0 non-seq:0, "
                    "zcond:{:2}({}) [type: {}({})]\n",
                    z.start >> 9, z.len >> 9, z.capacity >> 9, conventional ? 0 : (z.wp - z.start) >> 9, cond,
@@ -51,7 +51,7 @@ void blkzone_line(fmt::memory_buffer& out, const core::ZoneInfo& z) {
 
 void human_line(fmt::memory_buffer& out, const core::ZoneInfo& z) {
     bool conventional = z.type == core::ZoneType::conventional;
-    fmt::format_to(std::back_inserter(out), "{:>8}  {:<4}  {:<17}  {:>14}  {:>12}  {:>12}  {:>14}  {:>12}\n", z.index,
+    fmt::format_to(fmt::appender(out), "{:>8}  {:<4}  {:<17}  {:>14}  {:>12}  {:>12}  {:>14}  {:>12}\n", z.index,
                    conventional ? "cnv" : "seq", core::cond_name(z.cond), z.start, z.len, z.capacity, z.wp,
                    z.written());
 }
@@ -100,9 +100,9 @@ int run_report(int argc, char** argv) {
     uint32_t end = count ? static_cast<uint32_t>(std::min<uint64_t>(uint64_t{*first} + *count, nr)) : nr;
 
     fmt::memory_buffer out;
-    if (format == OutputFormat::json) fmt::format_to(std::back_inserter(out), "{{\"nr_zones\":{},\"zones\":[", nr);
+    if (format == OutputFormat::json) fmt::format_to(fmt::appender(out), "{{\"nr_zones\":{},\"zones\":[", nr);
     if (format == OutputFormat::human)
-        fmt::format_to(std::back_inserter(out), "{:>8}  {:<4}  {:<17}  {:>14}  {:>12}  {:>12}  {:>14}  {:>12}\n",
+        fmt::format_to(fmt::appender(out), "{:>8}  {:<4}  {:<17}  {:>14}  {:>12}  {:>12}  {:>14}  {:>12}\n",
                        "zone", "type", "cond", "start", "len", "capacity", "wp", "written");
     for (uint32_t i = *first; i < end; ++i) {
         switch (format) {
@@ -110,13 +110,13 @@ int run_report(int argc, char** argv) {
             case OutputFormat::human: human_line(out, dev.zone(i)); break;
             case OutputFormat::json: {
                 std::string obj = dev.zone_json(i).dump();
-                fmt::format_to(std::back_inserter(out), "{}{}", i == *first ? "\n" : ",\n", obj);
+                fmt::format_to(fmt::appender(out), "{}{}", i == *first ? "\n" : ",\n", obj);
                 break;
             }
         }
         flush_if_full(out);
     }
-    if (format == OutputFormat::json) fmt::format_to(std::back_inserter(out), "\n]}}\n");
+    if (format == OutputFormat::json) fmt::format_to(fmt::appender(out), "\n]}}\n");
     flush_if_full(out, /*force=*/true);
     if (std::fflush(stdout) != 0) return fail(path, "cannot write the report to standard output");
     if (auto s = img->close(); !s.ok()) return fail(path, s.error());
