@@ -15,6 +15,9 @@ constexpr size_t kFeatureEntrySize = 48;
 
 size_t pad8(size_t n) { return (n + 7) & ~size_t{7}; }
 
+// [off, off+len) lies within [0, size), without overflowing on hostile values.
+bool fits(uint64_t off, uint64_t len, uint64_t size) { return off <= size && len <= size - off; }
+
 }  // namespace
 
 const Extension* Header::find_extension(uint32_t type) const {
@@ -94,7 +97,7 @@ Result<Header> parse_header(std::span<const std::byte> buf, uint64_t file_size) 
     if (h.l1_size > (32u << 20) / 8) return make_error(EINVAL, "L1 table size {} entries is absurd", h.l1_size);
     if (h.l1_size > 0) {
         if (h.l1_table_offset % cs != 0) return make_error(EINVAL, "L1 table offset {:#x} not cluster-aligned", h.l1_table_offset);
-        if (h.l1_table_offset == 0 || h.l1_table_offset + uint64_t{h.l1_size} * 8 > file_size)
+        if (h.l1_table_offset == 0 || !fits(h.l1_table_offset, uint64_t{h.l1_size} * 8, file_size))
             return make_error(EINVAL, "L1 table at {:#x} ({} entries) lies outside the file ({} bytes)", h.l1_table_offset,
                               h.l1_size, file_size);
     }
@@ -102,7 +105,7 @@ Result<Header> parse_header(std::span<const std::byte> buf, uint64_t file_size) 
         return make_error(EINVAL, "refcount table offset {:#x} not cluster-aligned", h.refcount_table_offset);
     if (h.refcount_table_clusters == 0 || h.refcount_table_clusters > (8u << 20) / cs + 1)
         return make_error(EINVAL, "refcount table size {} clusters is absurd", h.refcount_table_clusters);
-    if (h.refcount_table_offset + uint64_t{h.refcount_table_clusters} * cs > file_size)
+    if (!fits(h.refcount_table_offset, uint64_t{h.refcount_table_clusters} * cs, file_size))
         return make_error(EINVAL, "refcount table at {:#x} ({} clusters) lies outside the file ({} bytes)",
                           h.refcount_table_offset, h.refcount_table_clusters, file_size);
     auto overlaps = [](uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) { return a < b + blen && b < a + alen; };
@@ -114,7 +117,7 @@ Result<Header> parse_header(std::span<const std::byte> buf, uint64_t file_size) 
     if (h.nb_snapshots > 0 && (h.snapshots_offset % cs != 0 || h.snapshots_offset >= file_size))
         return make_error(EINVAL, "snapshot table offset {:#x} invalid", h.snapshots_offset);
     if (h.backing_file_offset != 0 &&
-        (h.backing_file_size > 1023 || h.backing_file_offset + h.backing_file_size > std::min<uint64_t>(cs, buf.size())))
+        (h.backing_file_size > 1023 || !fits(h.backing_file_offset, h.backing_file_size, std::min<uint64_t>(cs, buf.size()))))
         return make_error(EINVAL, "backing file name lies outside the header cluster");
 
     // Header extensions, up to the end marker or the end of the first cluster.

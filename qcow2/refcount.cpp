@@ -25,7 +25,7 @@ Status Refcounts::load(uint64_t table_offset, uint32_t table_clusters, uint64_t 
         uint64_t off = e & ~(cluster_size_ - 1);
         if (e & (cluster_size_ - 1))
             return make_error(EUCLEAN, "refcount table entry {} ({:#x}) is not cluster-aligned", i, e);
-        if (off != 0 && off + cluster_size_ > file_size)
+        if (off != 0 && (off > file_size || cluster_size_ > file_size - off))
             return make_error(EUCLEAN, "refcount block {} at {:#x} lies past the end of the file", i, off);
         table_[i] = off;
     }

@@ -210,6 +210,20 @@ TEST_CASE("qcow2: damaged headers are refused with a clear message") {
     patch_be<uint64_t>(p, 40, 1ull << 50);  // L1 offset far past the end
     CHECK(contains(open_error(p, false), "outside the file"));
     fresh();
+    patch_be<uint64_t>(p, 40, ~uint64_t{0} - 65535);  // L1 offset + size wraps around 2^64
+    CHECK(contains(open_error(p, false), "outside the file"));
+    fresh();
+    patch_be<uint64_t>(p, 48, ~uint64_t{0} - 65535);  // refcount table offset wraps too
+    CHECK(contains(open_error(p, false), "outside the file"));
+    fresh();
+    patch_be<uint64_t>(p, 8, ~uint64_t{0} - 47);  // backing file name offset wraps (fuzzer finding)
+    patch_be<uint32_t>(p, 16, 8);
+    CHECK(contains(open_error(p, false), "outside the header cluster"));
+    fresh();
+    uint64_t rt0 = read_be<uint64_t>(p, 48);
+    patch_be<uint64_t>(p, rt0, ~uint64_t{0} - 65535);  // refcount block offset wraps
+    CHECK(contains(open_error(p, false), "past the end"));
+    fresh();
     patch_be<uint32_t>(p, 36, 0xffffffffu);  // absurd L1 size
     CHECK(contains(open_error(p, false), "absurd"));
     fresh();
