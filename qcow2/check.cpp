@@ -14,6 +14,10 @@ struct CheckRun {
     CheckReport& report;
     uint64_t file_clusters;
     std::vector<uint32_t> refs;  // recounted references per host cluster
+    // L2 tables we may walk in all. Snapshots legitimately share L2 tables
+    // and each sharing is walked again, but a damaged snapshot table could
+    // make that unbounded; no real image needs more than this.
+    uint64_t l2_walk_budget;
 
     void problem(std::string msg) {
         ++report.corruptions;
@@ -46,6 +50,11 @@ struct CheckRun {
                 problem(fmt::format("L1 entry {} points at invalid L2 offset {:#x}", i, l2off));
                 continue;
             }
+            if (l2_walk_budget == 0) {
+                problem("snapshot L1 tables reference more L2 tables than the image can hold; not walking further");
+                return {};
+            }
+            --l2_walk_budget;
             reference(l2off, img.cs_, "L2 table");
             // The active tables are read through the cache (it may hold newer entries).
             for (uint64_t off = 0; off < img.cs_; off += img.slice_size_) {
@@ -89,12 +98,17 @@ struct CheckRun {
             uint16_t id_len = load_be<uint16_t>(e.data() + 12);
             uint16_t name_len = load_be<uint16_t>(e.data() + 14);
             uint32_t extra = load_be<uint32_t>(e.data() + 36);
-            if (l1size > (32u << 20) / 8 || l1off % img.cs_) {
+            if (l1size > (32u << 20) / 8 || l1off % img.cs_ || l1off > file_clusters * img.cs_ ||
+                uint64_t{l1size} * 8 > file_clusters * img.cs_ - l1off) {
                 problem(fmt::format("snapshot {} has an invalid L1 table", i));
                 return {};
             }
             ZQ_TRY(l1_table(l1off, l1size, false));
             off += (40 + extra + id_len + name_len + 7) & ~uint64_t{7};
+            if (off >= file_clusters * img.cs_) {
+                problem("snapshot table runs past the end of the file");
+                return {};
+            }
         }
         reference(start, off - start, "snapshot table");
         return {};
@@ -110,7 +124,7 @@ Result<CheckReport> ImageImpl::check(RepairMode mode, const std::vector<HostRang
     {
         std::lock_guard lk(meta_);
         const uint64_t end = std::max((file_size + cs_ - 1) >> cluster_bits_, refcounts_.end_cluster());
-        CheckRun run{*this, report, end, std::vector<uint32_t>(end, 0)};
+        CheckRun run{*this, report, end, std::vector<uint32_t>(end, 0), 64 * end + 65536};
         run.reference(0, cs_, "header");
         ZQ_TRY(run.l1_table(header_.l1_table_offset, header_.l1_size, true));
         run.reference(refcounts_.table_offset(), uint64_t{refcounts_.table_clusters()} << cluster_bits_, "refcount table");

@@ -114,6 +114,7 @@ Result<Header> parse_header(std::span<const std::byte> buf, uint64_t file_size) 
         return make_error(EINVAL, "L1 table and refcount table overlap");
     if ((h.l1_size > 0 && h.l1_table_offset < cs) || h.refcount_table_offset < cs)
         return make_error(EINVAL, "a metadata table overlaps the header cluster");
+    if (h.nb_snapshots > 65536) return make_error(EINVAL, "{} snapshots is absurd (qemu allows 65536)", h.nb_snapshots);
     if (h.nb_snapshots > 0 && (h.snapshots_offset % cs != 0 || h.snapshots_offset >= file_size))
         return make_error(EINVAL, "snapshot table offset {:#x} invalid", h.snapshots_offset);
     if (h.backing_file_offset != 0 &&
