@@ -586,8 +586,9 @@ TEST_CASE("core: zone JSON has exactly the fields of the spec example") {
     CHECK(dj.dump().size() < 2048);
 }
 
-TEST_CASE("core: threads appending to different zones in parallel keep every zone ordered") {
-    TempDir t;
+// The example device without open/active limits and with the commit
+// thread flushing every second, for the concurrency tests.
+static std::unique_ptr<ZonedDevice> unlimited_device(const TempDir& t) {
     CreateSpec s = example_spec();
     s.max_open_zones = 0;
     s.max_active_zones = 0;
@@ -596,7 +597,12 @@ TEST_CASE("core: threads appending to different zones in parallel keep every zon
     o.commit_seconds = 1;
     auto r = ZonedDevice::open(t.file("a.qcow2"), o);
     REQUIRE(r.ok());
-    auto& d = *r;
+    return std::move(r).value();
+}
+
+TEST_CASE("core: threads appending to different zones in parallel keep every zone ordered") {
+    TempDir t;
+    auto d = unlimited_device(t);
     constexpr int kThreads = 6, kAppends = 100;
     std::vector<std::thread> th;
     std::atomic<int> failures{0};
@@ -794,15 +800,7 @@ TEST_CASE("core: flushes racing with appends that allocate new clusters lose no 
     for (int round = 0; round < 10; ++round) {
         CAPTURE(round);
         TempDir t;
-        CreateSpec s = example_spec();
-        s.max_open_zones = 0;
-        s.max_active_zones = 0;
-        REQUIRE(ZonedDevice::create(t.file("a.qcow2"), s, nullptr).ok());
-        DeviceOpenOptions o;
-        o.commit_seconds = 1;
-        auto r = ZonedDevice::open(t.file("a.qcow2"), o);
-        REQUIRE(r.ok());
-        auto& d = *r;
+        auto d = unlimited_device(t);
         constexpr int kThreads = 6, kAppends = 100;
         std::vector<std::thread> th;
         for (int i = 0; i < kThreads; ++i)
