@@ -91,17 +91,15 @@ public:
     }
 
     Status read(uint64_t offset, std::span<std::byte> buf) override {
-        ZQ_TRY(check_open());
-        if (offset > virtual_size() || buf.size() > virtual_size() - offset)
-            return make_error(EINVAL, "read of {} bytes at {} goes past the end of the device ({})", buf.size(),
-                              offset, virtual_size());
+        ZQ_TRY(check_read(offset, buf.size()));
         if (buf.empty()) return {};
-        {
-            std::lock_guard g(state_mu_);
-            for (uint32_t z = geo_.zone_of(offset); z <= geo_.zone_of(offset + buf.size() - 1); ++z)
-                ZQ_TRY(state_.check_readable(z));
-        }
         return image_->read(offset, buf);
+    }
+
+    Status read_mapped(uint64_t offset, uint64_t length, const qcow2::MappedConsumer& consume) override {
+        ZQ_TRY(check_read(offset, length));
+        if (length == 0) return consume({});
+        return image_->read_mapped(offset, length, consume);
     }
 
     Status write(uint32_t zone, uint64_t offset, std::span<const std::byte> data) override {
@@ -300,6 +298,19 @@ private:
 
     Status check_open() const {
         if (closed_) return make_error(EBADF, "{}: device is closed", path_);
+        return {};
+    }
+
+    // Range inside the device, every zone it touches readable.
+    Status check_read(uint64_t offset, uint64_t length) {
+        ZQ_TRY(check_open());
+        if (offset > virtual_size() || length > virtual_size() - offset)
+            return make_error(EINVAL, "read of {} bytes at {} goes past the end of the device ({})", length,
+                              offset, virtual_size());
+        if (length == 0) return {};
+        std::lock_guard g(state_mu_);
+        for (uint32_t z = geo_.zone_of(offset); z <= geo_.zone_of(offset + length - 1); ++z)
+            ZQ_TRY(state_.check_readable(z));
         return {};
     }
 

@@ -75,6 +75,8 @@ public:
 
     // Reads anywhere in the virtual disk; not limited by write pointers.
     virtual Status read(uint64_t offset, std::span<std::byte> buf) = 0;
+    // The same, zero-copy: see qcow2::Image::read_mapped.
+    virtual Status read_mapped(uint64_t offset, uint64_t length, const qcow2::MappedConsumer& consume) = 0;
     // Conventional zone: random write inside [start, start+capacity).
     // Sequential zone: `offset` (absolute) must equal the WP and the write must
     // not cross the capacity end. Implicitly opens empty/closed zones.

@@ -13,6 +13,7 @@ namespace {
 
 constexpr uint64_t kBatchClusters = 256;  // clusters mapped per lock acquisition
 constexpr uint64_t kAllAllocated = 0xffffffffull;
+constexpr uint64_t kMaxMappedRead = uint64_t{64} << 20;
 
 // Contiguous host I/O assembled from per-cluster pieces.
 struct Segment {
@@ -180,6 +181,84 @@ Status ImageImpl::read(uint64_t offset, std::span<std::byte> buf) {
         for (const auto& s : segs) ZQ_TRY(file_->read_at(s.host, std::span(s.mem, s.len)));
     }
     return {};
+}
+
+Status ImageImpl::read_mapped(uint64_t offset, uint64_t length, const MappedConsumer& consume) {
+    if (offset > header_.size || length > header_.size - offset)
+        return make_error(EINVAL, "read of {} bytes at {} is beyond the virtual disk ({} bytes)", length, offset, header_.size);
+    if (length > kMaxMappedRead)
+        return make_error(EINVAL, "mapped read of {} bytes is larger than {} bytes", length, kMaxMappedRead);
+    // Zeros for unallocated and zero clusters: one cluster at most per piece.
+    static const std::byte kZeros[size_t{2} << 20] = {};
+    const int fd = file_->fd();
+    std::shared_lock gate(io_gate_);  // until consume returns
+    // A cluster written only in part may end past the host file's end
+    // (the rest reads as zeros); a descriptor range must not, or the
+    // consumer would get short data. The file only grows while open.
+    uint64_t host_size = 0;
+    if (fd >= 0) {
+        ZQ_ASSIGN(host_size, file_->size());
+    }
+    std::vector<MappedPiece> pieces;
+    std::vector<std::unique_ptr<std::byte[]>> owned;  // decoded pieces
+    auto add = [&](MappedPiece p) {
+        if (!pieces.empty()) {
+            MappedPiece& b = pieces.back();
+            if (p.fd >= 0 && b.fd == p.fd && b.host_offset + b.length == p.host_offset) {
+                b.length += p.length;
+                return;
+            }
+            if (p.fd < 0 && b.fd < 0 && b.mem + b.length == p.mem) {
+                b.length += p.length;
+                return;
+            }
+            if (p.mem == kZeros && b.mem == kZeros && b.length + p.length <= sizeof kZeros) {
+                b.length += p.length;
+                return;
+            }
+        }
+        pieces.push_back(p);
+    };
+    uint64_t pos = offset;
+    const uint64_t end = offset + length;
+    std::vector<std::pair<L2Entry, uint64_t>> entries;
+    while (pos < end) {
+        const uint64_t first = pos >> cluster_bits_;
+        const uint64_t last = std::min((end - 1) >> cluster_bits_, first + kBatchClusters - 1);
+        entries.clear();
+        {
+            std::lock_guard lk(meta_);
+            for (uint64_t gc = first; gc <= last; ++gc) {
+                ZQ_ASSIGN(L2Entry e, lookup(gc));
+                entries.emplace_back(e, gc);
+            }
+        }
+        for (auto& [e, gc] : entries) {
+            const uint64_t in_off = pos - (gc << cluster_bits_);
+            const uint64_t n = std::min<uint64_t>(cs_ - in_off, end - pos);
+            const ClusterKind k = kind(e);
+            if (k == ClusterKind::normal && (!ext_l2_ || (e.bitmap & kAllAllocated) == kAllAllocated)) {
+                if (fd >= 0) {
+                    const uint64_t host = e.host_offset() + in_off;
+                    const uint64_t in_file = host >= host_size ? 0 : std::min(n, host_size - host);
+                    if (in_file) add({in_file, fd, host, nullptr});
+                    if (in_file < n) add({n - in_file, -1, 0, kZeros});
+                } else {
+                    owned.emplace_back(new std::byte[n]);
+                    ZQ_TRY(file_->read_at(e.host_offset() + in_off, std::span(owned.back().get(), n)));
+                    add({n, -1, 0, owned.back().get()});
+                }
+            } else if (k != ClusterKind::normal && k != ClusterKind::compressed) {
+                add({n, -1, 0, kZeros});
+            } else {
+                owned.emplace_back(new std::byte[n]);
+                ZQ_TRY(read_piece(e, in_off, std::span(owned.back().get(), n)));
+                add({n, -1, 0, owned.back().get()});
+            }
+            pos += n;
+        }
+    }
+    return consume(pieces);
 }
 
 Status ImageImpl::write(uint64_t offset, std::span<const std::byte> buf) {

@@ -54,6 +54,16 @@ struct CreateOptions {
     size_t metadata_cache_bytes = 40u << 20;
 };
 
+// One piece of a mapped read (Image::read_mapped): `length` bytes at
+// `host_offset` of descriptor `fd`, or, when fd < 0, at `mem`.
+struct MappedPiece {
+    uint64_t length = 0;
+    int fd = -1;
+    uint64_t host_offset = 0;
+    const std::byte* mem = nullptr;
+};
+using MappedConsumer = std::function<Status(std::span<const MappedPiece>)>;
+
 struct OpenOptions {
     bool writable = false;
     // Incompatible bits an upper layer understands (e.g. bit 5, zoned).
@@ -97,6 +107,14 @@ public:
     virtual HostFile& file() = 0;
 
     virtual Status read(uint64_t offset, std::span<std::byte> buf) = 0;
+    // Zero-copy read: describes [offset, offset+length) as pieces, each
+    // either a range of a host file descriptor or bytes in memory (zeros,
+    // decompressed data, partial subclusters, or everything when the host
+    // file has no descriptor), and calls `consume` with all of them. The
+    // host ranges hold this data until `consume` returns: in-flight I/O
+    // protection is held, so no reset or discard can free and reuse them.
+    // `consume` must not call back into the image.
+    virtual Status read_mapped(uint64_t offset, uint64_t length, const MappedConsumer& consume) = 0;
     virtual Status write(uint64_t offset, std::span<const std::byte> buf) = 0;
     // Makes the range read as zeros, deallocating whole clusters where it can.
     virtual Status write_zeroes(uint64_t offset, uint64_t length) = 0;

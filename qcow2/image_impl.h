@@ -43,6 +43,7 @@ public:
     HostFile& file() override { return *file_; }
 
     Status read(uint64_t offset, std::span<std::byte> buf) override;
+    Status read_mapped(uint64_t offset, uint64_t length, const MappedConsumer& consume) override;
     Status write(uint64_t offset, std::span<const std::byte> buf) override;
     Status write_zeroes(uint64_t offset, uint64_t length) override;
     Status discard(uint64_t offset, uint64_t length) override;
