@@ -50,6 +50,33 @@ Status for_each_piece(const FileGeometry& g, uint64_t pos, uint64_t len, Fn&& fn
     return {};
 }
 
+// Replies with the pieces of a mapped read; libfuse splices descriptor
+// pieces into the reply pipe, so their bytes are never copied here.
+void reply_pieces(fuse_req_t req, std::span<const qcow2::MappedPiece> pieces) {
+    if (pieces.empty()) {
+        fuse_reply_buf(req, nullptr, 0);
+        return;
+    }
+    // fuse_bufvec ends in a one-element array that holds `count` buffers.
+    const size_t bytes = sizeof(fuse_bufvec) + (pieces.size() - 1) * sizeof(fuse_buf);
+    std::unique_ptr<std::byte[]> storage(new std::byte[bytes]());
+    auto* bv = new (storage.get()) fuse_bufvec{};
+    bv->count = pieces.size();
+    for (size_t i = 0; i < pieces.size(); ++i) {
+        fuse_buf& b = bv->buf[i];
+        b = fuse_buf{};
+        b.size = pieces[i].length;
+        if (pieces[i].fd >= 0) {
+            b.flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+            b.fd = pieces[i].fd;
+            b.pos = static_cast<off_t>(pieces[i].host_offset);
+        } else {
+            b.mem = const_cast<std::byte*>(pieces[i].mem);
+        }
+    }
+    fuse_reply_data(req, bv, static_cast<fuse_buf_copy_flags>(0));
+}
+
 }  // namespace
 
 void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
@@ -72,11 +99,23 @@ void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
         return;
     }
     uint64_t n = std::min<uint64_t>(size, file_size - pos);
-    std::unique_ptr<std::byte[]> buf(new std::byte[n]);
     core::ZonedDevice& dev = fs.device();
-    Status s = for_each_piece(*g, pos, n, [&](uint32_t, uint64_t abs, uint64_t at, uint64_t len) {
-        return dev.read(abs, std::span<std::byte>(buf.get() + at, len));
-    });
+    std::unique_ptr<std::byte[]> buf;
+    Status s;
+    if (fs.splice_reads() && pos / g->zone_capacity == (pos + n - 1) / g->zone_capacity) {
+        // One device range: reply straight from the image's pages.
+        uint64_t abs = g->start + pos / g->zone_capacity * g->zone_len + pos % g->zone_capacity;
+        s = dev.read_mapped(abs, n, [&](std::span<const qcow2::MappedPiece> pieces) -> Status {
+            reply_pieces(req, pieces);
+            return {};
+        });
+        if (s.ok()) return;
+    } else {
+        buf.reset(new std::byte[n]);
+        s = for_each_piece(*g, pos, n, [&](uint32_t, uint64_t abs, uint64_t at, uint64_t len) {
+            return dev.read(abs, std::span<std::byte>(buf.get() + at, len));
+        });
+    }
     if (!s.ok()) {
         core::ZoneCond c = dev.zone(g->first_zone).cond;
         if (c == core::ZoneCond::offline || c == core::ZoneCond::read_only) {

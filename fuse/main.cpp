@@ -144,7 +144,8 @@ int main(int argc, char** argv) {
     auto parsed = zqfs::fs::parse_command_line(argc, argv, getuid(), getgid());
     fuse_set_log_func(log_line);
     if (!parsed.ok()) return fail(parsed.error().message);
-    const zqfs::fs::CommandLine& cmd = *parsed;
+    zqfs::fs::CommandLine& cmd = *parsed;
+    zqfs::fs::choose_read_size(cmd);
     if (cmd.help) {
         fputs(zqfs::fs::usage().c_str(), stdout);
         return 0;

@@ -33,6 +33,7 @@ nlohmann::json MountOptions::to_json() const {
         {"commit", commit_seconds},
         {"allow_other", allow_other},
         {"max_read", max_read},
+        {"splice", splice_read},
         {"debug_faults", debug_faults},
     };
 }
@@ -57,6 +58,7 @@ enum Key {
     kKeyAllowOther,
     kKeyDebugFaults,
     kKeyMaxRead,
+    kKeyNoSplice,
 };
 
 const fuse_opt kTemplates[] = {
@@ -82,6 +84,7 @@ const fuse_opt kTemplates[] = {
     FUSE_OPT_KEY("allow_other", kKeyAllowOther),
     FUSE_OPT_KEY("debug_faults", kKeyDebugFaults),
     FUSE_OPT_KEY("max_read=", kKeyMaxRead),
+    FUSE_OPT_KEY("nosplice", kKeyNoSplice),
     FUSE_OPT_END,
 };
 
@@ -177,6 +180,7 @@ int on_option(void* data, const char* arg_c, int key, fuse_args*) {
         case kKeyStrict: o.strict = true; return 0;
         case kKeyAllowOther: o.allow_other = true; return 0;
         case kKeyDebugFaults: o.debug_faults = true; return 0;
+        case kKeyNoSplice: o.splice_read = false; return 0;
         case kKeyMaxRead:
             if (!parse_number(val, 10, 1u << 20, n) || n < 4096)
                 return fail(st, fmt::format("mount option '{}': expected bytes from 4096 to 1048576", arg));
@@ -281,6 +285,10 @@ Options (-o):
   commit=SECONDS     flush interval for unsynced writes (default 5, 0 = off)
   allow_other        let other users access the mount
   max_read=BYTES     largest read request (4096 to 1048576)
+  nosplice           copy read data through a buffer instead of splicing it
+                     from the image (splicing needs a pipe that holds a
+                     whole read: max_read <= 512K, or root, or a raised
+                     fs.pipe-max-size; otherwise it is off by itself)
   debug_faults       test only: user.zone.cmd accepts debug-offline,
                      debug-readonly and debug-fail-io
   and libfuse's own: allow_root, auto_unmount, fsname=, noatime, ...

@@ -36,6 +36,7 @@ struct MountOptions {
     unsigned commit_seconds = 5;
     bool allow_other = false;
     uint32_t max_read = 0;  // libfuse's max_read=, 0 = its default
+    bool splice_read = true;  // nosplice: reads always copy through a buffer
     // Test-only: enables the `debug-*` values of the user.zone.cmd xattr
     // (fault injection for the errors= policies).
     bool debug_faults = false;

@@ -45,6 +45,7 @@ std::string fs_status(ZoneFs& fs) {
     auto j = fs.device().device_json();
     j["mount"] = fs.options().to_json();
     j["read_only"] = fs.read_only();
+    j["splice_reads"] = fs.splice_reads();
     j["files"] = {{"cnv", fs.nr_cnv_files()}, {"seq", fs.nr_seq_files()}};
     j["nr_wro_seq_files"] = fs.nr_write_open_seq_files.load();
     if (auto st = fs.device().stats(); st.ok()) j["host_bytes_used"] = st->host_allocated_bytes;

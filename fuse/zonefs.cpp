@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <charconv>
 #include <cstring>
@@ -219,6 +220,25 @@ const fuse_lowlevel_ops& ZoneFs::operations() {
     return table;
 }
 
+bool pipe_can_hold(size_t bytes) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return false;
+    bool ok = ::fcntl(p[0], F_SETPIPE_SZ, static_cast<int>(bytes)) >= static_cast<int>(bytes);
+    ::close(p[0]);
+    ::close(p[1]);
+    return ok;
+}
+
+void choose_read_size(CommandLine& cmd) {
+    MountOptions& o = cmd.options;
+    if (!o.splice_read || o.max_read != 0) return;
+    if (pipe_can_hold(splice_pipe_bytes(kMaxWrite)) || !pipe_can_hold(splice_pipe_bytes(kSpliceReadFallback))) return;
+    o.max_read = kSpliceReadFallback;
+    // fuse_session_new must see it too (libfuse checks init() against it).
+    for (size_t i = 0; i + 1 < cmd.fuse_argv.size(); ++i)
+        if (cmd.fuse_argv[i] == "-o") cmd.fuse_argv[i + 1] += fmt::format(",max_read={}", o.max_read);
+}
+
 namespace ops {
 
 namespace {
@@ -252,6 +272,15 @@ void init(void* userdata, fuse_conn_info* conn) {
     // Cached pages of a sequential file go stale when it grows or is reset;
     // the kernel drops them when it sees size or mtime change.
     if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA) conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+    // Read replies spliced from the image save the daemon a copy, but only
+    // if libfuse's pipe can hold a whole reply (the largest read plus
+    // header pages); otherwise libfuse would fall back to a slower path
+    // than plain copying for every read.
+    const uint32_t max_read = fs.options().max_read != 0 ? fs.options().max_read : kMaxWrite;
+    const bool splice = fs.options().splice_read && (conn->capable & FUSE_CAP_SPLICE_WRITE) &&
+                        pipe_can_hold(splice_pipe_bytes(max_read));
+    if (splice) conn->want |= FUSE_CAP_SPLICE_WRITE;
+    fs.set_splice_reads(splice);
     conn->time_gran = 1;
 }
 

@@ -104,6 +104,10 @@ public:
     // --- file-system wide state ---
     bool read_only() const { return opts_.read_only || remounted_ro_.load(); }
     void remount_ro() { remounted_ro_ = true; }
+    // Reads reply by splicing from the image (set by init when the kernel
+    // and the pipe size limit allow it; see ops::init).
+    bool splice_reads() const { return splice_reads_; }
+    void set_splice_reads(bool on) { splice_reads_ = on; }
     std::atomic<uint32_t> nr_write_open_seq_files{0};  // explicit-open accounting
 
     // Applies the errors= policy after a host I/O error on a file's zone
@@ -128,6 +132,7 @@ private:
     uint32_t block_size_ = 4096;
     timespec mount_time_{};
     std::atomic<bool> remounted_ro_{false};
+    bool splice_reads_ = false;
     std::unique_ptr<std::atomic<FileState*>[]> states_;
     size_t nr_states_ = 0;
     std::mutex state_alloc_mu_;
@@ -140,6 +145,18 @@ ZoneFs& fs_of(fuse_req_t req);
 timespec now();
 
 // The operations, one function each; grouped by file.
+// Spliced read replies (ops::read) need libfuse's per-thread pipe to hold a
+// whole reply: the data plus a few header pages.
+constexpr uint32_t kSpliceReadFallback = 512u << 10;
+constexpr size_t splice_pipe_bytes(uint32_t max_read) { return size_t{max_read} + 8 * 4096; }
+// Whether this process may size a pipe to hold `bytes` (up to
+// fs.pipe-max-size, beyond it only with CAP_SYS_RESOURCE).
+bool pipe_can_hold(size_t bytes);
+// With splicing on and no max_read= given, reads become 512 KiB requests
+// when no pipe can hold a 1 MiB reply: spliced 512 KiB reads beat copied
+// 1 MiB ones (bench/README.md). Adds max_read= to cmd.fuse_argv as well.
+void choose_read_size(CommandLine& cmd);
+
 namespace ops {
 // zonefs.cpp: namespace, attributes, open/close
 void init(void* userdata, fuse_conn_info* conn);
