@@ -17,6 +17,15 @@ nlohmann::ordered_json zone_info_json(const ZoneInfo& z) {
     return j;
 }
 
+void append_zone_json(fmt::memory_buffer& out, const ZoneInfo& z) {
+    bool seq = z.type == ZoneType::sequential;
+    // cond_name() values are plain ASCII words: nothing to escape.
+    fmt::format_to(fmt::appender(out),
+                   R"({{"zone":{},"type":"{}","cond":"{}","cond_code":{},"start":{},"len":{},"capacity":{},"wp":{},"size":{}}})",
+                   z.index, seq ? "seq" : "cnv", cond_name(z.cond), static_cast<int>(z.cond), z.start, z.len,
+                   z.capacity, z.wp, seq ? z.wp - z.start : z.capacity);
+}
+
 nlohmann::ordered_json device_info_json(const ZonedConfig& cfg, uint64_t virtual_size, uint32_t cluster_size,
                                 const DeviceCounts& counts) {
     static constexpr ZoneCond kConds[] = {ZoneCond::not_wp, ZoneCond::empty,     ZoneCond::implicit_open,

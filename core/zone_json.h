@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "core/zone_types.h"
@@ -15,6 +16,10 @@ namespace zqfs::core {
 //  "len":...,"capacity":...,"wp":...,"size":...}; size = wp - start for
 // sequential zones, the capacity for conventional ones.
 nlohmann::ordered_json zone_info_json(const ZoneInfo& z);
+// The same object as zone_info_json(z).dump(), appended to `out` without
+// building a JSON tree: `zqfs-img report --output=json` writes a million
+// of them.
+void append_zone_json(fmt::memory_buffer& out, const ZoneInfo& z);
 
 nlohmann::ordered_json device_info_json(const ZonedConfig& cfg, uint64_t virtual_size, uint32_t cluster_size,
                                 const DeviceCounts& counts);

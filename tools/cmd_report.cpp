@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/zone_json.h"
 #include "tools/commands.h"
 #include "tools/diagnostics.h"
 #include "tools/image_source.h"
@@ -109,8 +110,8 @@ int run_report(int argc, char** argv) {
             case OutputFormat::blkzone: blkzone_line(out, dev.zone(i)); break;
             case OutputFormat::human: human_line(out, dev.zone(i)); break;
             case OutputFormat::json: {
-                std::string obj = dev.zone_json(i).dump();
-                fmt::format_to(fmt::appender(out), "{}{}", i == *first ? "\n" : ",\n", obj);
+                fmt::format_to(fmt::appender(out), "{}", i == *first ? "\n" : ",\n");
+                core::append_zone_json(out, dev.zone(i));
                 break;
             }
         }

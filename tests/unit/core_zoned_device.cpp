@@ -12,6 +12,7 @@
 #include <functional>
 #include <thread>
 
+#include "core/zone_json.h"
 #include "core/zoned_device.h"
 #include "qcow2/endian.h"
 
@@ -584,6 +585,24 @@ TEST_CASE("core: zone JSON has exactly the fields of the spec example") {
     CHECK(dj["max_active_seq_files"] == 8);
     CHECK(dj["nr_active_seq_files"] == 1);
     CHECK(dj.dump().size() < 2048);
+}
+
+TEST_CASE("core: the streamed zone JSON of report equals the JSON object, for every condition") {
+    for (ZoneCond cond : {ZoneCond::not_wp, ZoneCond::empty, ZoneCond::implicit_open, ZoneCond::explicit_open,
+                          ZoneCond::closed, ZoneCond::read_only, ZoneCond::full, ZoneCond::offline}) {
+        ZoneInfo z;
+        z.index = 1048575;
+        z.type = cond == ZoneCond::not_wp ? ZoneType::conventional : ZoneType::sequential;
+        z.cond = cond;
+        z.start = uint64_t{1048575} << 26;
+        z.len = 64 * kMiB;
+        z.capacity = 48 * kMiB;
+        z.wp = z.start + 12345;
+        fmt::memory_buffer out;
+        append_zone_json(out, z);
+        CAPTURE(static_cast<int>(cond));
+        CHECK(fmt::to_string(out) == zone_info_json(z).dump());
+    }
 }
 
 // The example device without open/active limits and with the commit
