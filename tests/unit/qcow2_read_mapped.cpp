@@ -98,7 +98,8 @@ TEST_CASE("qcow2: mapped reads describe exactly the data read() returns") {
         {48 * C + 8192 + 4000, 200},  // straddles the host file's end
         {7 << 20, 1 << 20},       // never written
     };
-    for (auto [off, len] : ranges) {
+    for (const auto& range : ranges) {
+        const uint64_t off = range.first, len = range.second;
         CAPTURE(off);
         CAPTURE(len);
         Assembled a = assemble(*img, off, len);
@@ -141,7 +142,8 @@ TEST_CASE("qcow2: mapped reads of an extended-L2 image with partial subclusters"
     auto opened = Image::open(std::move(f).value(), oo);
     REQUIRE_MESSAGE(opened.ok(), (opened.ok() ? "" : opened.error().message));
     auto img = std::move(opened).value();
-    for (auto [off, len] : {std::pair<uint64_t, uint64_t>{0, 4 << 20}, {8192, 6144}, {7000, 70000}, {1 << 20, 65536}}) {
+    for (const auto& range : {std::pair<uint64_t, uint64_t>{0, 4 << 20}, {8192, 6144}, {7000, 70000}, {1 << 20, 65536}}) {
+        const uint64_t off = range.first, len = range.second;
         CAPTURE(off);
         Assembled a = assemble(*img, off, len);
         CHECK(a.bytes == read_all(*img, off, len));
