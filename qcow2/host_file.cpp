@@ -49,6 +49,11 @@ public:
         return {};
     }
 
+    void start_writeback(uint64_t offset, uint64_t length) override {
+        // Errors surface at the next fdatasync, where they are reported.
+        (void)::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(length), SYNC_FILE_RANGE_WRITE);
+    }
+
     Status punch_hole(uint64_t offset, uint64_t length) override {
         if (length == 0) return {};
         if (::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),

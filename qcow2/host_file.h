@@ -26,6 +26,9 @@ public:
     virtual Status write_at(uint64_t offset, std::span<const std::byte> buf) = 0;
     // Makes every completed write durable (fdatasync).
     virtual Status sync() = 0;
+    // Hint: start writing [offset, offset+length) to stable storage without
+    // waiting (sync_file_range WRITE). Promises nothing; sync() still does.
+    virtual void start_writeback(uint64_t, uint64_t) {}
     // Deallocates host space; the range reads back as zeros afterwards.
     virtual Status punch_hole(uint64_t offset, uint64_t length) = 0;
     virtual Result<uint64_t> size() = 0;

@@ -14,6 +14,7 @@ namespace {
 constexpr uint64_t kBatchClusters = 256;  // clusters mapped per lock acquisition
 constexpr uint64_t kAllAllocated = 0xffffffffull;
 constexpr uint64_t kMaxMappedRead = uint64_t{64} << 20;
+constexpr uint64_t kWriteBehindBytes = 256u << 10;
 
 // Contiguous host I/O assembled from per-cluster pieces.
 struct Segment {
@@ -340,8 +341,12 @@ Status ImageImpl::write(uint64_t offset, std::span<const std::byte> buf) {
                 }
             }
             if (io.ok())
-                for (const auto& s : segs)
+                for (const auto& s : segs) {
                     if (io = file_->write_at(s.host, std::span<const std::byte>(s.mem, s.len)); !io) break;
+                    // Large data writes: have the host start writing them
+                    // out now, so a later flush finds little left to do.
+                    if (s.len >= kWriteBehindBytes) file_->start_writeback(s.host, s.len);
+                }
             {
                 std::lock_guard lk(meta_);
                 for (auto& pc : pieces) {
