@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "core/zoned_device.h"
+#include "tests/unit/forwarding_file.h"
 
 using namespace zqfs;
 using namespace zqfs::core;
@@ -17,27 +18,20 @@ namespace {
 constexpr uint64_t kMiB = 1ull << 20;
 
 // Fails writes (and optionally syncs) with a chosen errno while armed.
-class FaultFile final : public qcow2::HostFile {
+class FaultFile final : public testing::ForwardingFile {
 public:
     FaultFile(std::unique_ptr<qcow2::HostFile> inner, std::atomic<int>* write_errno, std::atomic<int>* sync_errno)
-        : inner_(std::move(inner)), write_errno_(write_errno), sync_errno_(sync_errno) {}
-    Status read_at(uint64_t o, std::span<std::byte> b) override { return inner_->read_at(o, b); }
+        : ForwardingFile(std::move(inner)), write_errno_(write_errno), sync_errno_(sync_errno) {}
     Status write_at(uint64_t o, std::span<const std::byte> b) override {
         if (int e = write_errno_->load()) return make_error(e, "{}: injected write failure at {}", name(), o);
-        return inner_->write_at(o, b);
+        return ForwardingFile::write_at(o, b);
     }
     Status sync() override {
         if (int e = sync_errno_->load()) return make_error(e, "{}: injected sync failure", name());
-        return inner_->sync();
+        return ForwardingFile::sync();
     }
-    Status punch_hole(uint64_t o, uint64_t l) override { return inner_->punch_hole(o, l); }
-    Result<uint64_t> size() override { return inner_->size(); }
-    Status truncate(uint64_t s) override { return inner_->truncate(s); }
-    Result<uint64_t> allocated_bytes() override { return inner_->allocated_bytes(); }
-    const std::string& name() const override { return inner_->name(); }
 
 private:
-    std::unique_ptr<qcow2::HostFile> inner_;
     std::atomic<int>* write_errno_;
     std::atomic<int>* sync_errno_;
 };

@@ -10,6 +10,7 @@
 
 #include "core/zoned_device.h"
 #include "qcow2/endian.h"
+#include "tests/unit/forwarding_file.h"
 
 using namespace zqfs;
 using namespace zqfs::core;
@@ -24,34 +25,28 @@ struct Op {
     uint64_t length = 0;
 };
 
-class RecordingFile final : public qcow2::HostFile {
+class RecordingFile final : public testing::ForwardingFile {
 public:
     RecordingFile(std::unique_ptr<qcow2::HostFile> inner, std::vector<Op>* log, std::mutex* mu)
-        : inner_(std::move(inner)), log_(log), mu_(mu) {}
-    Status read_at(uint64_t o, std::span<std::byte> b) override { return inner_->read_at(o, b); }
+        : ForwardingFile(std::move(inner)), log_(log), mu_(mu) {}
     Status write_at(uint64_t o, std::span<const std::byte> b) override {
         record({Op::write, o, b.size()});
-        return inner_->write_at(o, b);
+        return ForwardingFile::write_at(o, b);
     }
     Status sync() override {
         record({Op::sync});
-        return inner_->sync();
+        return ForwardingFile::sync();
     }
     Status punch_hole(uint64_t o, uint64_t l) override {
         record({Op::punch, o, l});
-        return inner_->punch_hole(o, l);
+        return ForwardingFile::punch_hole(o, l);
     }
-    Result<uint64_t> size() override { return inner_->size(); }
-    Status truncate(uint64_t s) override { return inner_->truncate(s); }
-    Result<uint64_t> allocated_bytes() override { return inner_->allocated_bytes(); }
-    const std::string& name() const override { return inner_->name(); }
 
 private:
     void record(Op op) {
         std::lock_guard g(*mu_);
         log_->push_back(op);
     }
-    std::unique_ptr<qcow2::HostFile> inner_;
     std::vector<Op>* log_;
     std::mutex* mu_;
 };

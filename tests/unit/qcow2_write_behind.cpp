@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "qcow2/image.h"
+#include "tests/unit/forwarding_file.h"
 #include "tests/unit/qcow2_test_util.h"
 
 using namespace zqfs;
@@ -16,27 +17,19 @@ using zqfs::testing::TempDir;
 namespace {
 
 // Forwards to a real file and records the write-behind hints.
-class HintFile final : public HostFile {
+class HintFile final : public zqfs::testing::ForwardingFile {
 public:
     HintFile(std::unique_ptr<HostFile> inner, std::vector<std::pair<uint64_t, uint64_t>>* hints)
-        : inner_(std::move(inner)), hints_(hints) {}
-    Status read_at(uint64_t o, std::span<std::byte> b) override { return inner_->read_at(o, b); }
-    Status write_at(uint64_t o, std::span<const std::byte> b) override { return inner_->write_at(o, b); }
-    Status sync() override { return inner_->sync(); }
+        : ForwardingFile(std::move(inner)), hints_(hints) {}
     void start_writeback(uint64_t o, uint64_t n) override {
-        std::lock_guard lk(mu_);
-        hints_->emplace_back(o, n);
-        inner_->start_writeback(o, n);
+        {
+            std::lock_guard lk(mu_);
+            hints_->emplace_back(o, n);
+        }
+        ForwardingFile::start_writeback(o, n);
     }
-    Status punch_hole(uint64_t o, uint64_t n) override { return inner_->punch_hole(o, n); }
-    Result<uint64_t> size() override { return inner_->size(); }
-    Status truncate(uint64_t s) override { return inner_->truncate(s); }
-    Result<uint64_t> allocated_bytes() override { return inner_->allocated_bytes(); }
-    const std::string& name() const override { return inner_->name(); }
-    int fd() const override { return inner_->fd(); }
 
 private:
-    std::unique_ptr<HostFile> inner_;
     std::vector<std::pair<uint64_t, uint64_t>>* hints_;
     std::mutex mu_;
 };
