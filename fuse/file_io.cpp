@@ -103,11 +103,12 @@ void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
     std::unique_ptr<std::byte[]> buf;
     Status s;
     if (fs.splice_reads() && pos / g->zone_capacity == (pos + n - 1) / g->zone_capacity) {
-        // One device range: reply straight from the image's pages.
-        uint64_t abs = g->start + pos / g->zone_capacity * g->zone_len + pos % g->zone_capacity;
-        s = dev.read_mapped(abs, n, [&](std::span<const qcow2::MappedPiece> pieces) -> Status {
-            reply_pieces(req, pieces);
-            return {};
+        // One device range (one piece): reply straight from the image's pages.
+        s = for_each_piece(*g, pos, n, [&](uint32_t, uint64_t abs, uint64_t, uint64_t len) {
+            return dev.read_mapped(abs, len, [&](std::span<const qcow2::MappedPiece> pieces) -> Status {
+                reply_pieces(req, pieces);
+                return {};
+            });
         });
         if (s.ok()) return;
     } else {

@@ -145,7 +145,7 @@ int main(int argc, char** argv) {
     fuse_set_log_func(log_line);
     if (!parsed.ok()) return fail(parsed.error().message);
     zqfs::fs::CommandLine& cmd = *parsed;
-    zqfs::fs::choose_read_size(cmd);
+    zqfs::fs::settle_read_path(cmd);
     if (cmd.help) {
         fputs(zqfs::fs::usage().c_str(), stdout);
         return 0;

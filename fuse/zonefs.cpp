@@ -220,6 +220,10 @@ const fuse_lowlevel_ops& ZoneFs::operations() {
     return table;
 }
 
+namespace {
+
+// Whether this process may size a pipe to hold `bytes` (up to
+// fs.pipe-max-size, beyond it only with CAP_SYS_RESOURCE).
 bool pipe_can_hold(size_t bytes) {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) return false;
@@ -229,10 +233,24 @@ bool pipe_can_hold(size_t bytes) {
     return ok;
 }
 
-void choose_read_size(CommandLine& cmd) {
+// A spliced reply needs the data plus a few header pages in libfuse's pipe.
+size_t splice_pipe_bytes(uint32_t max_read) { return size_t{max_read} + 8 * 4096; }
+
+}  // namespace
+
+void settle_read_path(CommandLine& cmd) {
     MountOptions& o = cmd.options;
-    if (!o.splice_read || o.max_read != 0) return;
-    if (pipe_can_hold(splice_pipe_bytes(kMaxWrite)) || !pipe_can_hold(splice_pipe_bytes(kSpliceReadFallback))) return;
+    if (!o.splice_read) return;
+    if (o.max_read != 0) {
+        // The user's read size: splice it if it fits, copy otherwise.
+        o.splice_read = pipe_can_hold(splice_pipe_bytes(o.max_read));
+        return;
+    }
+    if (pipe_can_hold(splice_pipe_bytes(kMaxWrite))) return;
+    if (!pipe_can_hold(splice_pipe_bytes(kSpliceReadFallback))) {
+        o.splice_read = false;
+        return;
+    }
     o.max_read = kSpliceReadFallback;
     // fuse_session_new must see it too (libfuse checks init() against it).
     for (size_t i = 0; i + 1 < cmd.fuse_argv.size(); ++i)
@@ -272,13 +290,11 @@ void init(void* userdata, fuse_conn_info* conn) {
     // Cached pages of a sequential file go stale when it grows or is reset;
     // the kernel drops them when it sees size or mtime change.
     if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA) conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
-    // Read replies spliced from the image save the daemon a copy, but only
-    // if libfuse's pipe can hold a whole reply (the largest read plus
-    // header pages); otherwise libfuse would fall back to a slower path
-    // than plain copying for every read.
-    const uint32_t max_read = fs.options().max_read != 0 ? fs.options().max_read : kMaxWrite;
-    const bool splice = fs.options().splice_read && (conn->capable & FUSE_CAP_SPLICE_WRITE) &&
-                        pipe_can_hold(splice_pipe_bytes(max_read));
+    // Read replies spliced from the image save the daemon a copy;
+    // settle_read_path() has already made sure libfuse's pipe can hold them
+    // (otherwise libfuse would fall back, per read, to a slower path than
+    // plain copying).
+    const bool splice = fs.options().splice_read && (conn->capable & FUSE_CAP_SPLICE_WRITE);
     if (splice) conn->want |= FUSE_CAP_SPLICE_WRITE;
     fs.set_splice_reads(splice);
     conn->time_gran = 1;

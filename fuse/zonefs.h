@@ -145,17 +145,16 @@ ZoneFs& fs_of(fuse_req_t req);
 timespec now();
 
 // The operations, one function each; grouped by file.
-// Spliced read replies (ops::read) need libfuse's per-thread pipe to hold a
-// whole reply: the data plus a few header pages.
+// Read size used when splicing needs it: a 512 KiB reply fits the default
+// 1 MiB pipe limit.
 constexpr uint32_t kSpliceReadFallback = 512u << 10;
-constexpr size_t splice_pipe_bytes(uint32_t max_read) { return size_t{max_read} + 8 * 4096; }
-// Whether this process may size a pipe to hold `bytes` (up to
-// fs.pipe-max-size, beyond it only with CAP_SYS_RESOURCE).
-bool pipe_can_hold(size_t bytes);
-// With splicing on and no max_read= given, reads become 512 KiB requests
-// when no pipe can hold a 1 MiB reply: spliced 512 KiB reads beat copied
-// 1 MiB ones (bench/README.md). Adds max_read= to cmd.fuse_argv as well.
-void choose_read_size(CommandLine& cmd);
+// Settles, once at start-up, how reads are answered. Spliced replies
+// (ops::read) need libfuse's per-thread pipe to hold a whole reply. With no
+// max_read= given, reads become 512 KiB requests when no pipe can hold a
+// 1 MiB reply (spliced 512 KiB reads beat copied 1 MiB ones, see
+// bench/README.md), and max_read= is added to cmd.fuse_argv too; when not
+// even that fits, or a given max_read= does not, splicing is turned off.
+void settle_read_path(CommandLine& cmd);
 
 namespace ops {
 // zonefs.cpp: namespace, attributes, open/close
