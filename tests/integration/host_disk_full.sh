@@ -8,16 +8,7 @@
 small=$TMP/small
 mkdir -p "$small"
 mount -t tmpfs -o size=40M tmpfs "$small" || fail "cannot mount a tmpfs"
-trap 'zq_teardown_all' EXIT
-zq_teardown_all() {
-    local m
-    for m in "${ZQ_MOUNTS[@]+"${ZQ_MOUNTS[@]}"}"; do
-        fusermount3 -u "$m" 2>/dev/null || true
-        zq_wait_daemon "$m"
-    done
-    umount "$small" 2>/dev/null || umount -l "$small" 2>/dev/null || true
-    rm -rf "$TMP"
-}
+zq_at_teardown 'umount "$small" 2>/dev/null || umount -l "$small" 2>/dev/null'
 
 img=$small/full.qcow2
 "$ZQFS_IMG" create -f qcow2 -o size=96M,zone.size=8M "$img" >/dev/null

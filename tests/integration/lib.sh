@@ -75,26 +75,7 @@ expect_same_raw() {
     cmp "$TMP/qemu.raw" "$TMP/zqfs.raw" || fail "$name: zqfs-img reads different bytes than qemu-img"
 }
 
-# Header access for tests that corrupt or mask images (big-endian fields).
-be_read() {  # be_read FILE OFFSET WIDTH -> decimal
-    python3 -c 'import sys
-f=open(sys.argv[1],"rb"); f.seek(int(sys.argv[2])); print(int.from_bytes(f.read(int(sys.argv[3])),"big"))' "$@"
-}
-be_write() {  # be_write FILE OFFSET WIDTH VALUE
-    python3 -c 'import sys
-f=open(sys.argv[1],"r+b"); f.seek(int(sys.argv[2])); f.write(int(sys.argv[4]).to_bytes(int(sys.argv[3]),"big"))' "$@"
-}
-le_write() {  # le_write FILE OFFSET WIDTH VALUE
-    python3 -c 'import sys
-f=open(sys.argv[1],"r+b"); f.seek(int(sys.argv[2])); f.write(int(sys.argv[4]).to_bytes(int(sys.argv[3]),"little"))' "$@"
-}
-
-# Clears incompatible feature bit 5 (zoned) in a copy, for qemu-img.
-mask_zoned_bit() {
-    local features
-    features=$(be_read "$1" 72 8)
-    be_write "$1" 72 8 $((features & ~(1 << 5)))
-}
+. "$(dirname "${BASH_SOURCE[0]}")/qcow2_header.bash"
 
 # Prints "LAYOUT ZONEDMETA_OFFSET" of a zoned image, from its header extension.
 zoned_meta_location() {
