@@ -99,13 +99,6 @@ for direct in 1 0; do
     mode=$([ $direct = 1 ] && echo O_DIRECT || echo buffered)
     n=a4k.$direct
     case_pair "$n" 4K "$direct" 1 "$kmib"
-    z=$(fio_med "$WORK/$n.z" write_iops)
-    p=$(fio_med "$WORK/$n.p" write_iops)
-    row "append 4K $mode, IOPS" "$z" "$p" "$(ratio "$z" "$p")" "-"
-    for q in p50 p99; do
-        z=$(fio_med "$WORK/$n.z" write_${q}_us)
-        p=$(fio_med "$WORK/$n.p" write_${q}_us)
-        row "append 4K $mode, clat $q us" "$z" "$p" "$(ratio "$z" "$p")" "-"
-    done
+    small_io_rows "append 4K $mode" "$n" write
 done
 unmount_image "$WORK/mnt"

@@ -115,6 +115,21 @@ fio_med() {
 
 # the table rows every script prints: name | figure | baseline | ratio | target
 row() { printf '| %s | %s | %s | %s | %s |\n' "$@"; }
+
+# small_io_rows LABEL NAME OP: the IOPS and clat p50/p99 rows of a 4 KiB
+# case, zqfs ($WORK/NAME.z.*) against plain ($WORK/NAME.p.*); OP is the
+# fio direction (read or write).
+small_io_rows() {
+    local label=$1 name=$2 op=$3 z p q
+    z=$(fio_med "$WORK/$name.z" ${op}_iops)
+    p=$(fio_med "$WORK/$name.p" ${op}_iops)
+    row "$label, IOPS" "$z" "$p" "$(ratio "$z" "$p")" "-"
+    for q in p50 p99; do
+        z=$(fio_med "$WORK/$name.z" ${op}_${q}_us)
+        p=$(fio_med "$WORK/$name.p" ${op}_${q}_us)
+        row "$label, clat $q us" "$z" "$p" "$(ratio "$z" "$p")" "-"
+    done
+}
 table_head() {
     echo "| benchmark | zqfs | baseline | ratio | target |"
     echo "|---|---|---|---|---|"

@@ -83,13 +83,6 @@ for direct in 1 0; do
     mode=$([ $direct = 1 ] && echo O_DIRECT || echo cached)
     n=r4k.$direct
     case_pair "$n" 4K "$direct" "$kmib"
-    z=$(fio_med "$WORK/$n.z" read_iops)
-    p=$(fio_med "$WORK/$n.p" read_iops)
-    row "read 4K $mode, IOPS" "$z" "$p" "$(ratio "$z" "$p")" "-"
-    for q in p50 p99; do
-        z=$(fio_med "$WORK/$n.z" read_${q}_us)
-        p=$(fio_med "$WORK/$n.p" read_${q}_us)
-        row "read 4K $mode, clat $q us" "$z" "$p" "$(ratio "$z" "$p")" "-"
-    done
+    small_io_rows "read 4K $mode" "$n" read
 done
 unmount_image "$WORK/mnt"
