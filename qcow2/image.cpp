@@ -132,8 +132,7 @@ Status ImageImpl::read_piece(const L2Entry& e, uint64_t in_off, std::span<std::b
         case ClusterKind::normal:
             break;
     }
-    if (!ext_l2_ || (e.bitmap & kAllAllocated) == kAllAllocated)
-        return file_->read_at(e.host_offset() + in_off, out);
+    if (plain_data(e)) return file_->read_at(e.host_offset() + in_off, out);
     // Extended L2: each subcluster is allocated (read), or reads as zeros.
     const uint64_t scs = cs_ / kSubclusters;
     uint64_t pos = in_off, done = 0;
@@ -150,15 +149,17 @@ Status ImageImpl::read_piece(const L2Entry& e, uint64_t in_off, std::span<std::b
     return {};
 }
 
-Status ImageImpl::read(uint64_t offset, std::span<std::byte> buf) {
-    if (offset > header_.size || buf.size() > header_.size - offset)
-        return make_error(EINVAL, "read of {} bytes at {} is beyond the virtual disk ({} bytes)", buf.size(), offset, header_.size);
-    std::shared_lock gate(io_gate_);
-    uint64_t pos = offset, done = 0;
+// Caller holds io_gate_. Mappings are looked up in batches under meta_;
+// fn(entry, in_off, n, done) runs for each cluster's part of the range
+// with no lock held (done: bytes of the range before this part).
+template <class Fn>
+Status ImageImpl::for_each_cluster(uint64_t offset, uint64_t length, Fn&& fn) {
+    uint64_t pos = offset;
+    const uint64_t end = offset + length;
     std::vector<std::pair<L2Entry, uint64_t>> entries;
-    while (done < buf.size()) {
+    while (pos < end) {
         const uint64_t first = pos >> cluster_bits_;
-        const uint64_t last = std::min((offset + buf.size() - 1) >> cluster_bits_, first + kBatchClusters - 1);
+        const uint64_t last = std::min((end - 1) >> cluster_bits_, first + kBatchClusters - 1);
         entries.clear();
         {
             std::lock_guard lk(meta_);
@@ -167,20 +168,33 @@ Status ImageImpl::read(uint64_t offset, std::span<std::byte> buf) {
                 entries.emplace_back(e, gc);
             }
         }
-        std::vector<Segment> segs;
         for (auto& [e, gc] : entries) {
-            uint64_t in_off = pos - (gc << cluster_bits_);
-            uint64_t n = std::min<uint64_t>(cs_ - in_off, buf.size() - done);
-            std::span<std::byte> out = buf.subspan(done, n);
-            if (kind(e) == ClusterKind::normal && (!ext_l2_ || (e.bitmap & kAllAllocated) == kAllAllocated))
-                add_segment(segs, e.host_offset() + in_off, out.data(), n);
-            else
-                ZQ_TRY(read_piece(e, in_off, out));
+            const uint64_t in_off = pos - (gc << cluster_bits_);
+            const uint64_t n = std::min<uint64_t>(cs_ - in_off, end - pos);
+            ZQ_TRY(fn(e, in_off, n, pos - offset));
             pos += n;
-            done += n;
         }
-        for (const auto& s : segs) ZQ_TRY(file_->read_at(s.host, std::span(s.mem, s.len)));
     }
+    return {};
+}
+
+bool ImageImpl::plain_data(const L2Entry& e) const {
+    return kind(e) == ClusterKind::normal && (!ext_l2_ || (e.bitmap & kAllAllocated) == kAllAllocated);
+}
+
+Status ImageImpl::read(uint64_t offset, std::span<std::byte> buf) {
+    if (offset > header_.size || buf.size() > header_.size - offset)
+        return make_error(EINVAL, "read of {} bytes at {} is beyond the virtual disk ({} bytes)", buf.size(), offset, header_.size);
+    std::shared_lock gate(io_gate_);
+    // Plain data is read in contiguous host runs once the mapping is known.
+    std::vector<Segment> segs;
+    ZQ_TRY(for_each_cluster(offset, buf.size(), [&](const L2Entry& e, uint64_t in_off, uint64_t n, uint64_t done) -> Status {
+        std::span<std::byte> out = buf.subspan(done, n);
+        if (!plain_data(e)) return read_piece(e, in_off, out);
+        add_segment(segs, e.host_offset() + in_off, out.data(), n);
+        return {};
+    }));
+    for (const auto& s : segs) ZQ_TRY(file_->read_at(s.host, std::span(s.mem, s.len)));
     return {};
 }
 
@@ -220,45 +234,22 @@ Status ImageImpl::read_mapped(uint64_t offset, uint64_t length, const MappedCons
         }
         pieces.push_back(p);
     };
-    uint64_t pos = offset;
-    const uint64_t end = offset + length;
-    std::vector<std::pair<L2Entry, uint64_t>> entries;
-    while (pos < end) {
-        const uint64_t first = pos >> cluster_bits_;
-        const uint64_t last = std::min((end - 1) >> cluster_bits_, first + kBatchClusters - 1);
-        entries.clear();
-        {
-            std::lock_guard lk(meta_);
-            for (uint64_t gc = first; gc <= last; ++gc) {
-                ZQ_ASSIGN(L2Entry e, lookup(gc));
-                entries.emplace_back(e, gc);
-            }
+    ZQ_TRY(for_each_cluster(offset, length, [&](const L2Entry& e, uint64_t in_off, uint64_t n, uint64_t) -> Status {
+        const ClusterKind k = kind(e);
+        if (plain_data(e) && fd >= 0) {
+            const uint64_t host = e.host_offset() + in_off;
+            const uint64_t in_file = host >= host_size ? 0 : std::min(n, host_size - host);
+            if (in_file) add({in_file, fd, host, nullptr});
+            if (in_file < n) add({n - in_file, -1, 0, kZeros});
+        } else if (k != ClusterKind::normal && k != ClusterKind::compressed) {
+            add({n, -1, 0, kZeros});
+        } else {  // decoded, or no descriptor to hand out
+            owned.emplace_back(new std::byte[n]);
+            ZQ_TRY(read_piece(e, in_off, std::span(owned.back().get(), n)));
+            add({n, -1, 0, owned.back().get()});
         }
-        for (auto& [e, gc] : entries) {
-            const uint64_t in_off = pos - (gc << cluster_bits_);
-            const uint64_t n = std::min<uint64_t>(cs_ - in_off, end - pos);
-            const ClusterKind k = kind(e);
-            if (k == ClusterKind::normal && (!ext_l2_ || (e.bitmap & kAllAllocated) == kAllAllocated)) {
-                if (fd >= 0) {
-                    const uint64_t host = e.host_offset() + in_off;
-                    const uint64_t in_file = host >= host_size ? 0 : std::min(n, host_size - host);
-                    if (in_file) add({in_file, fd, host, nullptr});
-                    if (in_file < n) add({n - in_file, -1, 0, kZeros});
-                } else {
-                    owned.emplace_back(new std::byte[n]);
-                    ZQ_TRY(file_->read_at(e.host_offset() + in_off, std::span(owned.back().get(), n)));
-                    add({n, -1, 0, owned.back().get()});
-                }
-            } else if (k != ClusterKind::normal && k != ClusterKind::compressed) {
-                add({n, -1, 0, kZeros});
-            } else {
-                owned.emplace_back(new std::byte[n]);
-                ZQ_TRY(read_piece(e, in_off, std::span(owned.back().get(), n)));
-                add({n, -1, 0, owned.back().get()});
-            }
-            pos += n;
-        }
-    }
+        return {};
+    }));
     return consume(pieces);
 }
 
@@ -298,8 +289,7 @@ Status ImageImpl::write(uint64_t offset, std::span<const std::byte> buf) {
                     pc.len = std::min<uint64_t>(cs_ - pc.in_off, buf.size() - d);
                     pc.src = buf.data() + d;
                     ZQ_ASSIGN(pc.old, lookup(gc));
-                    bool in_place = kind(pc.old) == ClusterKind::normal && (pc.old.raw & kOflagCopied) &&
-                                    (!ext_l2_ || (pc.old.bitmap & kAllAllocated) == kAllAllocated);
+                    bool in_place = plain_data(pc.old) && (pc.old.raw & kOflagCopied);
                     pc.alloc = !in_place;
                     pc.host = pc.old.host_offset();
                     to_alloc += pc.alloc;

@@ -68,6 +68,10 @@ private:
     void store(std::byte* slot, uint64_t slice_off, const L2Entry& e);
     void defer_free(const L2Entry& old);
     ClusterKind kind(const L2Entry& e) const;
+    template <class Fn>
+    Status for_each_cluster(uint64_t offset, uint64_t length, Fn&& fn);
+    // Fully allocated data cluster: its bytes are the host file's, as is.
+    bool plain_data(const L2Entry& e) const;
     // Reads part of one guest cluster given its entry; no lock held.
     Status read_piece(const L2Entry& e, uint64_t in_off, std::span<std::byte> out);
     Status unmap(uint64_t offset, uint64_t length, bool as_zero);
