@@ -287,8 +287,9 @@ Options (-o):
   max_read=BYTES     largest read request (4096 to 1048576)
   nosplice           copy read data through a buffer instead of splicing it
                      from the image (splicing needs a pipe that holds a
-                     whole read: max_read <= 512K, or root, or a raised
-                     fs.pipe-max-size; otherwise it is off by itself)
+                     whole read: 1M with CAP_SYS_RESOURCE or a raised
+                     fs.pipe-max-size, else zqfs picks max_read=512K; a
+                     max_read= too large to splice turns it off by itself)
   debug_faults       test only: user.zone.cmd accepts debug-offline,
                      debug-readonly and debug-fail-io
   and libfuse's own: allow_root, auto_unmount, fsname=, noatime, ...

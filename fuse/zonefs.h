@@ -104,8 +104,8 @@ public:
     // --- file-system wide state ---
     bool read_only() const { return opts_.read_only || remounted_ro_.load(); }
     void remount_ro() { remounted_ro_ = true; }
-    // Reads reply by splicing from the image (set by init when the kernel
-    // and the pipe size limit allow it; see ops::init).
+    // Reads reply by splicing from the image (set by ops::init: the
+    // options, as settle_read_path() left them, and the kernel allow it).
     bool splice_reads() const { return splice_reads_; }
     void set_splice_reads(bool on) { splice_reads_ = on; }
     std::atomic<uint32_t> nr_write_open_seq_files{0};  // explicit-open accounting
@@ -144,7 +144,6 @@ public:
 ZoneFs& fs_of(fuse_req_t req);
 timespec now();
 
-// The operations, one function each; grouped by file.
 // Read size used when splicing needs it: a 512 KiB reply fits the default
 // 1 MiB pipe limit.
 constexpr uint32_t kSpliceReadFallback = 512u << 10;
@@ -156,6 +155,7 @@ constexpr uint32_t kSpliceReadFallback = 512u << 10;
 // even that fits, or a given max_read= does not, splicing is turned off.
 void settle_read_path(CommandLine& cmd);
 
+// The operations, one function each; grouped by file.
 namespace ops {
 // zonefs.cpp: namespace, attributes, open/close
 void init(void* userdata, fuse_conn_info* conn);
