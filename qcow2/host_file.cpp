@@ -4,12 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <condition_variable>
 #include <cstring>
-#include <mutex>
-#include <thread>
-#include <utility>
-#include <vector>
+
+#include "qcow2/worker.h"
 
 namespace zqfs::qcow2 {
 namespace {
@@ -18,12 +15,7 @@ class PosixFile final : public HostFile {
 public:
     PosixFile(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
     ~PosixFile() override {
-        {
-            std::lock_guard lk(wb_mu_);
-            wb_stop_ = true;
-            wb_cv_.notify_one();
-        }
-        if (wb_thread_.joinable()) wb_thread_.join();
+        writeback_.stop();
         ::close(fd_);
     }
 
@@ -66,13 +58,10 @@ public:
     // allocation, building requests); a helper thread does it beside the
     // writer instead of inside its request.
     void start_writeback(uint64_t offset, uint64_t length) override {
-        std::lock_guard lk(wb_mu_);
-        if (!wb_.empty() && wb_.back().first + wb_.back().second == offset)
-            wb_.back().second += length;
-        else
-            wb_.emplace_back(offset, length);
-        if (!wb_thread_.joinable()) wb_thread_ = std::thread([this] { writeback_loop(); });
-        wb_cv_.notify_one();
+        writeback_.post([fd = fd_, offset, length] {
+            // Errors surface at the next fdatasync, where they are reported.
+            (void)::sync_file_range(fd, static_cast<off_t>(offset), static_cast<off_t>(length), SYNC_FILE_RANGE_WRITE);
+        });
     }
 
     Status punch_hole(uint64_t offset, uint64_t length) override {
@@ -113,21 +102,6 @@ public:
     int fd() const override { return fd_; }
 
 private:
-    void writeback_loop() {
-        std::unique_lock lk(wb_mu_);
-        for (;;) {
-            wb_cv_.wait(lk, [&] { return wb_stop_ || !wb_.empty(); });
-            if (wb_stop_) return;
-            auto ranges = std::move(wb_);
-            wb_.clear();
-            lk.unlock();
-            // Errors surface at the next fdatasync, where they are reported.
-            for (auto [off, len] : ranges)
-                (void)::sync_file_range(fd_, static_cast<off_t>(off), static_cast<off_t>(len), SYNC_FILE_RANGE_WRITE);
-            lk.lock();
-        }
-    }
-
     Error io_error(const char* what, uint64_t offset) const {
         int e = errno;
         return make_error(e, "{}: host {} at offset {} failed: {}", name_, what, offset, std::strerror(e));
@@ -135,11 +109,7 @@ private:
 
     int fd_;
     std::string name_;
-    std::mutex wb_mu_;
-    std::condition_variable wb_cv_;
-    std::vector<std::pair<uint64_t, uint64_t>> wb_;  // ranges to start writing back
-    std::thread wb_thread_;
-    bool wb_stop_ = false;
+    Worker writeback_;
 };
 
 Status lock_exclusive(int fd, const std::string& path) {

@@ -17,9 +17,7 @@
 #pragma once
 
 #include <condition_variable>
-#include <deque>
 #include <mutex>
-#include <thread>
 #include <shared_mutex>
 #include <unordered_set>
 #include <vector>
@@ -28,6 +26,7 @@
 #include "qcow2/l2_entry.h"
 #include "qcow2/refcount.h"
 #include "qcow2/table_cache.h"
+#include "qcow2/worker.h"
 
 namespace zqfs::qcow2 {
 
@@ -82,8 +81,7 @@ private:
     // Space reclamation: punching freed clusters (slow on large runs) happens
     // on a background thread; clusters return to the allocator only after
     // their punch, so nothing stale is ever reused.
-    void reclaim_loop();
-    void queue_reclaim(std::vector<ClusterRun> runs);
+    void queue_reclaim(const std::vector<ClusterRun>& runs);
     Status wait_reclaimed();
 
     std::unique_ptr<HostFile> file_;
@@ -110,19 +108,18 @@ private:
     uint64_t compressed_tail_ = 0;
     bool closed_ = false;
 
-    std::thread reclaimer_;
     std::mutex reclaim_mu_;
-    std::condition_variable reclaim_cv_;
-    std::deque<ClusterRun> reclaim_queue_;  // guarded by reclaim_mu_
-    size_t reclaim_busy_ = 0;              // runs being punched now
-    bool reclaim_stop_ = false;
-    Error reclaim_error_;                   // first punch failure, reported by close()
+    Error reclaim_error_;        // first punch failure, reported by close(); guarded by reclaim_mu_
     bool reclaim_failed_ = false;
 
     std::mutex meta_;
     std::shared_mutex io_gate_;
     std::mutex flush_mutex_;
     std::condition_variable alloc_cv_;
+
+    // Last member: stopped (by close(), at the latest here) before
+    // anything its tasks use is destroyed.
+    Worker reclaimer_;
 
     friend struct CheckRun;
 };

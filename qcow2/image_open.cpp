@@ -191,12 +191,7 @@ Status ImageImpl::close() {
     Status s = flush();
     if (s) s = flush();
     Status reclaimed = wait_reclaimed();
-    {
-        std::lock_guard lk(reclaim_mu_);
-        reclaim_stop_ = true;
-        reclaim_cv_.notify_all();
-    }
-    if (reclaimer_.joinable()) reclaimer_.join();
+    reclaimer_.stop();
     if (!s) return s;
     return reclaimed;
 }

@@ -14,7 +14,7 @@
 //      clusters (they reach disk with the next flush; until then they are
 //      at worst leaks). After draining in-flight I/O that might still use
 //      them, a background thread punches their host space and then returns
-//      them to the allocator (see reclaim_loop).
+//      them to the allocator (see queue_reclaim).
 // A crash between any two steps leaves an image whose on-disk references
 // are all counted: at worst leaked clusters, never a refcount too low.
 // Upper layers write their own metadata (write pointers) after flush returns.
@@ -149,47 +149,32 @@ Status ImageImpl::apply_frees(std::vector<ClusterRun> frees) {
     }
     // Drain in-flight I/O: none may still be using a cluster about to be reused.
     { std::unique_lock gate(io_gate_); }
-    queue_reclaim(std::move(zeroed));
+    queue_reclaim(zeroed);
     return {};
 }
 
-void ImageImpl::queue_reclaim(std::vector<ClusterRun> runs) {
-    if (runs.empty()) return;
-    std::lock_guard lk(reclaim_mu_);
-    reclaim_queue_.insert(reclaim_queue_.end(), runs.begin(), runs.end());
-    if (!reclaimer_.joinable()) reclaimer_ = std::thread([this] { reclaim_loop(); });
-    reclaim_cv_.notify_all();
-}
-
-void ImageImpl::reclaim_loop() {
-    std::unique_lock lk(reclaim_mu_);
-    for (;;) {
-        reclaim_cv_.wait(lk, [&] { return reclaim_stop_ || !reclaim_queue_.empty(); });
-        if (reclaim_queue_.empty()) return;  // stopping, nothing left
-        ClusterRun run = reclaim_queue_.front();
-        reclaim_queue_.pop_front();
-        ++reclaim_busy_;
-        lk.unlock();
-        Status s = file_->punch_hole(run.first << cluster_bits_, run.count << cluster_bits_);
-        if (s) {
-            std::lock_guard meta(meta_);
-            refcounts_.release_to_free_map(run.first, run.count);
-        }
-        // Not zeroed: keep these clusters out of the allocator for this
-        // session (a later open sees them free and zeroes before reuse).
-        lk.lock();
-        if (!s && !reclaim_failed_) {
-            reclaim_failed_ = true;
-            reclaim_error_ = s.error();
-        }
-        --reclaim_busy_;
-        reclaim_cv_.notify_all();
-    }
+void ImageImpl::queue_reclaim(const std::vector<ClusterRun>& runs) {
+    for (const ClusterRun& run : runs)
+        reclaimer_.post([this, run] {
+            Status s = file_->punch_hole(run.first << cluster_bits_, run.count << cluster_bits_);
+            if (s) {
+                std::lock_guard meta(meta_);
+                refcounts_.release_to_free_map(run.first, run.count);
+                return;
+            }
+            // Not zeroed: keep these clusters out of the allocator for this
+            // session (a later open sees them free and zeroes before reuse).
+            std::lock_guard lk(reclaim_mu_);
+            if (!reclaim_failed_) {
+                reclaim_failed_ = true;
+                reclaim_error_ = s.error();
+            }
+        });
 }
 
 Status ImageImpl::wait_reclaimed() {
-    std::unique_lock lk(reclaim_mu_);
-    reclaim_cv_.wait(lk, [&] { return reclaim_queue_.empty() && reclaim_busy_ == 0; });
+    reclaimer_.drain();
+    std::lock_guard lk(reclaim_mu_);
     if (reclaim_failed_) return reclaim_error_;
     return {};
 }
